@@ -1,0 +1,24 @@
+"""Dependencies shared by controllers: a database session per request, the broker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from dramatiq.brokers.redis import RedisBroker
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
+    """A session the controller commits explicitly; rolled back if the handler raises."""
+    async with state.sessionmaker() as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+def provide_broker(state: State) -> RedisBroker:
+    broker: RedisBroker = state.broker
+    return broker

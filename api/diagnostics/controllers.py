@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import uuid
+
+import structlog
+from dramatiq.brokers.redis import RedisBroker
+from litestar import Controller, Response, get, post
+from litestar.status_codes import HTTP_202_ACCEPTED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.diagnostics.schemas import PingIn, PingOut
+from core.diagnostics import service
+from core.queue import DIAGNOSTICS_PING, send
+
+log = structlog.get_logger(__name__)
+
+
+class DiagnosticsController(Controller):
+    path = "/api/diagnostics"
+    tags = ["diagnostics"]
+
+    @post("/pings", status_code=HTTP_202_ACCEPTED, summary="Send a ping through the job pipeline")
+    async def create_ping(
+        self, db_session: AsyncSession, broker: RedisBroker, data: PingIn | None = None
+    ) -> Response[PingOut]:
+        note = data.note if data else None
+        ping = await service.create_ping(db_session, source="api", note=note)
+        await db_session.commit()
+        send(broker, DIAGNOSTICS_PING, str(ping.id))
+        log.info("diagnostics.ping.enqueued", ping_id=str(ping.id))
+        out = PingOut.from_model(ping)
+        return Response(out, status_code=HTTP_202_ACCEPTED, headers={"Location": out.status_url})
+
+    @get("/pings/{ping_id:uuid}", summary="Where a ping got to")
+    async def get_ping(self, db_session: AsyncSession, ping_id: uuid.UUID) -> PingOut:
+        return PingOut.from_model(await service.get_ping(db_session, ping_id))

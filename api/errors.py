@@ -1,0 +1,131 @@
+"""One error format for every error: RFC 9457 problem details plus a stable `code`.
+
+Litestar raises its own HTTP exceptions for routing, validation, rate limits and body size;
+services raise `core.errors` types. Both, and anything unexpected, leave as
+`application/problem+json` with the same fields, so a client parses errors one way.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from litestar import Request
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.plugins.problem_details import (
+    ProblemDetailsConfig,
+    ProblemDetailsException,
+    ProblemDetailsPlugin,
+)
+
+from core import errors
+from core.logging import current_request_id
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_TYPE_PREFIX = "urn:kopilka:problem:"
+
+STATUS_CODES: dict[int, str] = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+
+DOMAIN_STATUSES: dict[type[errors.KopilkaError], int] = {
+    errors.InvalidRequestError: 400,
+    errors.UnauthorizedError: 401,
+    errors.ForbiddenError: 403,
+    errors.NotFoundError: 404,
+    errors.ConflictError: 409,
+    errors.UnprocessableError: 422,
+    errors.ServiceUnavailableError: 503,
+}
+
+
+class Problem(ProblemDetailsException):
+    """A problem document with the fields every Kopilka error carries."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(
+            status_code=status,
+            detail=detail,
+            title=HTTPStatus(status).phrase,
+            type_=PROBLEM_TYPE_PREFIX + code,
+            headers=headers,
+            extra={"code": code, **(extra or {})},
+        )
+
+    def to_response(self, request: Request[Any, Any, Any]) -> Any:
+        self.instance = request.url.path
+        if isinstance(self.extra, dict) and (request_id := current_request_id()):
+            self.extra["requestId"] = request_id
+        return super().to_response(request)
+
+
+def _from_http_exception(exc: HTTPException) -> Problem:
+    status = exc.status_code
+    code = STATUS_CODES.get(status, "client_error" if status < 500 else "server_error")
+    extra: dict[str, Any] = {}
+    detail = exc.detail
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        extra["errors"] = [_field_error(item) for item in exc.extra]
+        code = "validation_error"
+        if extra["errors"]:
+            first = extra["errors"][0]
+            detail = f"{first['field'] or 'body'}: {first['message']}"
+    elif isinstance(exc.extra, dict):
+        extra.update(exc.extra)
+    if status >= 500:
+        detail = HTTPStatus(status).phrase
+    return Problem(status, code, detail, headers=exc.headers, extra=extra)
+
+
+def _field_error(item: Any) -> dict[str, Any]:
+    if isinstance(item, dict):
+        return {
+            "field": item.get("key"),
+            "message": item.get("message"),
+            "source": item.get("source"),
+        }
+    return {"field": None, "message": str(item), "source": None}
+
+
+def _from_domain_error(exc: errors.KopilkaError) -> Problem:
+    status = next(s for cls, s in DOMAIN_STATUSES.items() if isinstance(exc, cls))
+    return Problem(status, exc.code, exc.detail, extra=exc.extra)
+
+
+def _from_unexpected(exc: Exception) -> Problem:
+    log.error("unhandled_exception", exc_info=exc)
+    return Problem(500, "internal_error", "The server could not complete the request.")
+
+
+def problem_details_plugin() -> ProblemDetailsPlugin:
+    return ProblemDetailsPlugin(
+        ProblemDetailsConfig(
+            exception_to_problem_detail_map={
+                HTTPException: _from_http_exception,
+                errors.KopilkaError: _from_domain_error,
+                Exception: _from_unexpected,
+            }
+        )
+    )

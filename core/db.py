@@ -1,0 +1,85 @@
+"""The async SQLAlchemy engine, sessions and the declarative base.
+
+Services take an `AsyncSession` and never commit on their own; the caller (a controller or an
+actor) owns the transaction, so each recovery point in a job is one short, explicit commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from functools import cache
+
+from sqlalchemy import MetaData, func
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import DateTime
+
+from core.settings import Settings, get_settings
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: DateTime(timezone=True)}
+
+
+class UUIDPrimaryKey:
+    """A random UUID primary key: ids of user-visible objects must not be guessable."""
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+
+
+class Timestamps:
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def async_database_url(url: str) -> str:
+    """Accept the usual `postgres://` and `postgresql://` forms and pick the asyncpg driver."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql"):
+        return f"postgresql+asyncpg{sep}{rest}"
+    return url
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    return create_async_engine(
+        async_database_url(settings.database_url),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        pool_timeout=settings.database_pool_timeout,
+        pool_pre_ping=True,
+        connect_args={"timeout": settings.database_pool_timeout},
+    )
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@cache
+def get_engine() -> AsyncEngine:
+    """The engine of a worker or scheduler process (the api keeps its own in app state)."""
+    return create_engine(get_settings())
+
+
+@cache
+def get_sessionmaker() -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(get_engine())

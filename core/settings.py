@@ -1,0 +1,109 @@
+"""Typed configuration read from environment variables.
+
+Every process (api, worker, scheduler) loads the same `Settings`. A missing or malformed variable
+stops the process at start with one line naming it (see `load_settings_or_exit`), because a payment
+system that starts half-configured fails later in ways that are much harder to read.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import sys
+from collections.abc import Mapping
+from functools import cache
+from typing import Annotated, Any
+
+import msgspec
+
+Url = Annotated[str, msgspec.Meta(min_length=1)]
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+class SettingsError(Exception):
+    """A configuration variable is missing or malformed; the message names it."""
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
+    """All configuration, one field per environment variable (the field name upper-cased)."""
+
+    database_url: Url
+    redis_url: Url
+    jwt_secret: Annotated[str, msgspec.Meta(min_length=32)]
+    rustore_key_id: Annotated[str, msgspec.Meta(min_length=1)]
+    rustore_private_key: Annotated[str, msgspec.Meta(min_length=1)]
+    rustore_app_id: int
+    rustore_package_name: Annotated[str, msgspec.Meta(min_length=1)]
+    rustore_webhook_key: Annotated[str, msgspec.Meta(min_length=1)]
+
+    rustore_sandbox_webhook_key: str = ""
+    rustore_api_url: Url = "https://public-api.rustore.ru"
+    port: Port = 8000
+    host: str = "127.0.0.1"
+    web_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 1
+    environment: str = "development"
+    log_level: str = "INFO"
+    database_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 10
+    database_pool_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    redis_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    worker_metrics_port: Port = 9191
+    scheduler_metrics_port: Port = 9192
+    diagnostics_ping_interval: Annotated[int, msgspec.Meta(ge=1)] = 60
+
+    def __post_init__(self) -> None:
+        for name in ("rustore_webhook_key", "rustore_sandbox_webhook_key"):
+            value = getattr(self, name)
+            if value and not _is_aes256_key(value):
+                raise SettingsError(
+                    f"{name.upper()}: expected the base64 32-byte key from the RuStore console"
+                )
+        if self.environment == "production" and self.rustore_api_url.startswith("http://"):
+            raise SettingsError("RUSTORE_API_URL: production requires https")
+
+
+def _is_aes256_key(value: str) -> bool:
+    try:
+        return len(base64.b64decode(value, validate=True)) == 32
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _field_names() -> set[str]:
+    return {field.encode_name for field in msgspec.structs.fields(Settings)}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from the environment, raising `SettingsError` naming the bad variable."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {name: environ[name] for name in _field_names() if name in environ}
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise SettingsError(_describe(str(exc))) from None
+
+
+def _describe(message: str) -> str:
+    """Turn msgspec's message into one line that starts with the variable's name."""
+    if message.startswith("Object missing required field `"):
+        name = message.split("`")[1]
+        return f"{name}: required but not set"
+    if " - at `$." in message:
+        problem, path = message.rsplit(" - at `$.", 1)
+        return f"{path.rstrip('`')}: {problem}"
+    return message
+
+
+@cache
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()
+
+
+def load_settings_or_exit() -> Settings:
+    """Entry-point helper: print one clear line and exit 2 instead of a traceback."""
+    try:
+        return get_settings()
+    except SettingsError as exc:
+        print(f"kopilka: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
