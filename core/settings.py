@@ -47,8 +47,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     database_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 10
     database_pool_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     redis_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
-    worker_metrics_port: Port = 9191
-    scheduler_metrics_port: Port = 9192
     diagnostics_ping_interval: Annotated[int, msgspec.Meta(ge=1)] = 60
 
     def __post_init__(self) -> None:

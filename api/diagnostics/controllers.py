@@ -5,6 +5,8 @@ import uuid
 import structlog
 from dramatiq.brokers.redis import RedisBroker
 from litestar import Controller, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,7 +23,10 @@ class DiagnosticsController(Controller):
 
     @post("/pings", status_code=HTTP_202_ACCEPTED, summary="Send a ping through the job pipeline")
     async def create_ping(
-        self, db_session: AsyncSession, broker: RedisBroker, data: PingIn | None = None
+        self,
+        db_session: NamedDependency[AsyncSession],
+        broker: NamedDependency[RedisBroker],
+        data: JSONBody[PingIn | None] = None,
     ) -> Response[PingOut]:
         note = data.note if data else None
         ping = await service.create_ping(db_session, source="api", note=note)
@@ -32,5 +37,7 @@ class DiagnosticsController(Controller):
         return Response(out, status_code=HTTP_202_ACCEPTED, headers={"Location": out.status_url})
 
     @get("/pings/{ping_id:uuid}", summary="Where a ping got to")
-    async def get_ping(self, db_session: AsyncSession, ping_id: uuid.UUID) -> PingOut:
+    async def get_ping(
+        self, db_session: NamedDependency[AsyncSession], ping_id: FromPath[uuid.UUID]
+    ) -> PingOut:
         return PingOut.from_model(await service.get_ping(db_session, ping_id))

@@ -1,0 +1,99 @@
+"""Every error leaves in one format: RFC 9457 problem details plus a stable `code`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from litestar import get
+
+from api.app import create_app
+from api.request_context import RequestContext
+from core.errors import ConflictError
+from core.settings import Settings
+from tests.fixtures.platform import serve
+
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "instance", "requestId"}
+
+
+def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body.keys() >= PROBLEM_FIELDS
+    assert body["status"] == status
+    assert body["code"] == code
+    assert body["type"] == f"urn:kopilka:problem:{code}"
+    assert body["instance"] == response.request.url.path
+    assert body["requestId"] == response.headers["x-request-id"]
+    return body
+
+
+async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.get("/no/such/thing"), 404, "not_found")
+
+
+async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
+    assert_problem(await client.delete("/health/live"), 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "hint"),
+    [
+        (b"{not json", "invalid_request", "JSON is malformed"),
+        (b'{"note": 5}', "validation_error", "note: Expected `str | null`, got `int`"),
+        (b'{"note": "ok", "status": "done"}', "validation_error", "unknown field `status`"),
+        (b'{"note": "' + b"x" * 201 + b'"}', "validation_error", "note: Expected `str` of length"),
+    ],
+)
+async def test_malformed_body_is_a_400_problem_naming_the_field(
+    client: httpx.AsyncClient, body: bytes, code: str, hint: str
+) -> None:
+    response = await client.post(
+        "/api/diagnostics/pings", content=body, headers={"content-type": "application/json"}
+    )
+    problem = assert_problem(response, 400, code)
+    assert hint in problem["detail"]
+
+
+async def test_unknown_id_is_a_404_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/diagnostics/pings/00000000-0000-4000-8000-000000000000")
+    assert_problem(response, 404, "not_found")
+
+
+@get("/boom", sync_to_thread=False)
+def boom() -> None:
+    raise RuntimeError("secret internals")
+
+
+@get("/conflict", sync_to_thread=False)
+def conflict() -> None:
+    raise ConflictError("Already there", code="already_there", existingId="abc")
+
+
+@pytest.fixture(scope="module")
+async def app_with_failing_routes(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    app.register(boom)
+    app.register(conflict)
+    async with serve(RequestContext(app)) as url, httpx.AsyncClient(base_url=url) as client:
+        yield client
+
+
+async def test_unexpected_exception_is_a_500_problem_without_internals(
+    app_with_failing_routes: httpx.AsyncClient,
+) -> None:
+    response = await app_with_failing_routes.get("/boom")
+    problem = assert_problem(response, 500, "internal_error")
+    assert "secret" not in response.text
+    assert problem["detail"] == "The server could not complete the request."
+
+
+async def test_domain_error_keeps_its_code_and_extra_fields(
+    app_with_failing_routes: httpx.AsyncClient,
+) -> None:
+    problem = assert_problem(await app_with_failing_routes.get("/conflict"), 409, "already_there")
+    assert problem["detail"] == "Already there"
+    assert problem["existingId"] == "abc"

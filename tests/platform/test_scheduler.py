@@ -1,0 +1,45 @@
+"""The scheduler process sends its job on time, and a worker process carries it out."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.diagnostics.models import DiagnosticPing
+from core.settings import Settings
+from tests.fixtures.processes import ProcessRunner
+from workers.scheduler import build_scheduler
+
+
+def test_scheduler_declares_its_jobs(settings: Settings) -> None:
+    scheduler = build_scheduler(settings)
+    assert [job.id for job in scheduler.get_jobs()] == ["diagnostics.ping"]
+
+
+async def test_scheduled_ping_is_processed_by_a_worker(
+    processes: ProcessRunner, db_session: AsyncSession
+) -> None:
+    processes.worker(threads=2)
+    scheduler = processes.start(
+        "scheduler", "python", "-m", "workers.scheduler", env={"DIAGNOSTICS_PING_INTERVAL": "1"}
+    )
+    scheduler.wait_for_log(lambda event: event.get("event") == "scheduler.started")
+
+    processed: list[DiagnosticPing] = []
+    for _ in range(100):
+        result = await db_session.execute(
+            select(DiagnosticPing).where(
+                DiagnosticPing.source == "scheduler", DiagnosticPing.processed_at.is_not(None)
+            )
+        )
+        processed = list(result.scalars())
+        if len(processed) >= 2:
+            break
+        await asyncio.sleep(0.2)
+    assert len(processed) >= 2, "expected the interval job to have run at least twice"
+
+    assert scheduler.stop(signal.SIGTERM) == 0
+    scheduler.wait_for_log(lambda event: event.get("event") == "scheduler.stopped", timeout=1)
