@@ -11,10 +11,27 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from redis.asyncio import Redis
 
-from api.deps import provide_broker, provide_db_session
+from api.accounts.authentication import (
+    SECURITY_COMPONENTS,
+    authentication_middleware,
+    provide_principal,
+)
+from api.accounts.controllers import AuthController, UserController
+from api.catalogue.controllers import CatalogueAdminController, CatalogueController
+from api.deps import provide_broker, provide_db_session, provide_settings
 from api.diagnostics.controllers import DiagnosticsController
 from api.errors import problem_details_plugin
 from api.health import HealthController
+from api.jobs import JobSender
+from api.points.controllers import PointsAdminController, PointsController
+from api.protection import (
+    ApiRequest,
+    client_address,
+    cors_config,
+    edge_middleware,
+    rate_limit_stores,
+)
+from api.purchases.controllers import PurchasesController
 from api.request_context import RequestContext
 from core.db import create_engine, create_sessionmaker
 from core.logging import configure_logging
@@ -24,20 +41,22 @@ from core.settings import Settings, get_settings
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
+    # Made here, not in the lifespan, because the rate-limit stores must exist when the app does.
+    redis = Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.redis_timeout,
+        socket_connect_timeout=settings.redis_timeout,
+    )
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
         engine = create_engine(settings)
-        redis = Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout,
-            socket_connect_timeout=settings.redis_timeout,
-        )
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
         app.state.broker = create_broker(settings.redis_url, socket_timeout=settings.redis_timeout)
+        app.state.job_sender = JobSender(app.state.broker)
         try:
             yield
         finally:
@@ -46,12 +65,30 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await engine.dispose()
 
     return Litestar(
-        route_handlers=[HealthController, DiagnosticsController],
+        route_handlers=[
+            HealthController,
+            AuthController,
+            UserController,
+            DiagnosticsController,
+            CatalogueController,
+            CatalogueAdminController,
+            PurchasesController,
+            PointsController,
+            PointsAdminController,
+        ],
         lifespan=[resources],
         dependencies={
             "db_session": Provide(provide_db_session),
             "broker": Provide(provide_broker, sync_to_thread=False),
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "principal": Provide(provide_principal, sync_to_thread=False),
+            "client_address": Provide(client_address, sync_to_thread=False),
         },
+        middleware=[*edge_middleware(settings), authentication_middleware(settings)],
+        stores=rate_limit_stores(redis),
+        cors_config=cors_config(settings),
+        request_max_body_size=settings.max_body_bytes,
+        request_class=ApiRequest,
         plugins=[problem_details_plugin()],
         logging_config=None,  # core.logging configures every process the same way
         openapi_config=OpenAPIConfig(
@@ -60,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             description="Self-hosted payment processor for apps sold through RuStore.",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(path="/")],
+            components=SECURITY_COMPONENTS,
         ),
     )
 

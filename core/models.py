@@ -1,6 +1,22 @@
 """Every table's model, imported in one place so Alembic and tests see the whole schema."""
 
+from core.accounts.models import RefreshToken, User
+from core.catalogue.models import Product
 from core.db import Base
 from core.diagnostics.models import DiagnosticPing
+from core.idempotency.models import IdempotencyRecord
+from core.points.models import LedgerEntry, PointsAccount
+from core.purchases.models import Purchase, PurchaseIntent
 
-__all__ = ["Base", "DiagnosticPing"]
+__all__ = [
+    "Base",
+    "DiagnosticPing",
+    "IdempotencyRecord",
+    "LedgerEntry",
+    "PointsAccount",
+    "Product",
+    "Purchase",
+    "PurchaseIntent",
+    "RefreshToken",
+    "User",
+]

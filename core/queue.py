@@ -28,6 +28,7 @@ from dramatiq.middleware import (
 from core.logging import current_request_id
 
 REQUEST_ID_OPTION = "request_id"
+DEFAULT_MAX_RETRIES = 20
 
 
 class Job(NamedTuple):
@@ -38,6 +39,8 @@ class Job(NamedTuple):
 
 
 DIAGNOSTICS_PING = Job("diagnostics.ping", "diagnostics")
+PURCHASE_VERIFY = Job("purchase.verify", "purchases")
+PURCHASE_SYNC = Job("purchase.sync", "purchases")
 
 
 class RequestIdMiddleware(Middleware):
@@ -59,7 +62,7 @@ def middleware_list() -> list[Middleware]:
         ShutdownNotifications(),
         Callbacks(),
         Pipelines(),
-        Retries(max_retries=20, min_backoff=1_000, max_backoff=300_000),
+        Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=1_000, max_backoff=300_000),
         CurrentMessage(),  # lets actors read their message's options (the request id)
         AsyncIO(),  # actors are coroutines sharing one event loop per worker process
         RequestIdMiddleware(),
@@ -94,4 +97,4 @@ def send(
     return broker.enqueue(message, delay=delay_ms)
 
 
-ALL_JOBS: tuple[Job, ...] = (DIAGNOSTICS_PING,)
+ALL_JOBS: tuple[Job, ...] = (DIAGNOSTICS_PING, PURCHASE_VERIFY, PURCHASE_SYNC)

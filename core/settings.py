@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os
 import sys
 from collections.abc import Mapping
@@ -48,6 +49,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     database_pool_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     redis_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     diagnostics_ping_interval: Annotated[int, msgspec.Meta(ge=1)] = 60
+    purchase_sweep_interval: Annotated[int, msgspec.Meta(ge=1)] = 30
+    purchase_stale_seconds: Annotated[int, msgspec.Meta(ge=1)] = 600
+    held_payment_check_seconds: Annotated[int, msgspec.Meta(ge=1)] = 900
+
+    # Accounts and access
+    jwt_issuer: Annotated[str, msgspec.Meta(min_length=1)] = "kopilka"
+    jwt_audience: Annotated[str, msgspec.Meta(min_length=1)] = "kopilka-api"
+    access_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 900
+    refresh_token_ttl_seconds: Annotated[int, msgspec.Meta(ge=3600)] = 30 * 86400
+    login_max_failures_per_account: Annotated[int, msgspec.Meta(ge=1)] = 5
+    login_max_failures_per_address: Annotated[int, msgspec.Meta(ge=1)] = 20
+    login_lockout_seconds: Annotated[int, msgspec.Meta(ge=1)] = 900
+    rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 100
+    auth_rate_limit_per_minute: Annotated[int, msgspec.Meta(ge=1)] = 10
+    trusted_proxies: str = ""
+    cors_origins: str = ""
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
 
     def __post_init__(self) -> None:
         for name in ("rustore_webhook_key", "rustore_sandbox_webhook_key"):
@@ -58,6 +76,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
                 )
         if self.environment == "production" and self.rustore_api_url.startswith("http://"):
             raise SettingsError("RUSTORE_API_URL: production requires https")
+        for proxy in self.trusted_proxy_list:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                message = f"TRUSTED_PROXIES: {proxy!r} is not an IP address or CIDR"
+                raise SettingsError(message) from None
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """Peers whose X-Forwarded-For is believed; empty means the peer is the client."""
+        return _comma_list(self.trusted_proxies)
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """Browser origins allowed to call the api; empty turns CORS off."""
+        return _comma_list(self.cors_origins)
+
+
+def _comma_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def _is_aes256_key(value: str) -> bool:

@@ -1,1 +1,8 @@
-pytest_plugins = ["tests.fixtures.platform"]
+# Order matters: a plugin is listed before any plugin that imports it.
+pytest_plugins = [
+    "tests.fixtures.sandbox",
+    "tests.fixtures.platform",
+    "tests.fixtures.accounts",
+    "tests.fixtures.purchases",
+    "tests.fixtures.points",
+]

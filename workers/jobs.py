@@ -2,13 +2,16 @@
 
 Dramatiq runs coroutine actors on its own event-loop thread, where the context variables of the
 worker thread (the current message) are not visible. The wrapper reads the message on the worker
-thread and binds its request id, message id and actor name around the coroutine, so every log line
-a job writes names the request that caused it.
+thread and, around the coroutine, binds its request id, message id and actor name for the logs
+and publishes the attempt number, so every log line a job writes names the request that caused
+it and a job can tell its last attempt from the others.
 """
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
@@ -16,23 +19,45 @@ import structlog
 from dramatiq.asyncio import async_to_sync
 from dramatiq.middleware import CurrentMessage
 
-from core.queue import REQUEST_ID_OPTION, Job
+from core.queue import DEFAULT_MAX_RETRIES, REQUEST_ID_OPTION, Job
 from workers.broker import broker
 
 AsyncJob = Callable[..., Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Attempt:
+    retries: int
+    max_retries: int
+
+    @property
+    def is_last(self) -> bool:
+        return self.retries >= self.max_retries
+
+
+_attempt: contextvars.ContextVar[Attempt] = contextvars.ContextVar("attempt")
+
+
+def current_attempt() -> Attempt:
+    return _attempt.get(Attempt(0, DEFAULT_MAX_RETRIES))
+
+
 def job_actor(job: Job, **options: Any) -> Callable[[AsyncJob], dramatiq.Actor[..., None]]:
+    max_retries = int(options.get("max_retries", DEFAULT_MAX_RETRIES))
+
     def decorate(fn: AsyncJob) -> dramatiq.Actor[..., None]:
         def run(*args: Any) -> None:
             message = CurrentMessage.get_current_message()
             context: dict[str, Any] = {"actor": job.actor}
+            retries = 0
             if message is not None:
+                retries = int(message.options.get("retries", 0))
                 context["message_id"] = message.message_id
                 context["request_id"] = message.options.get(REQUEST_ID_OPTION)
-                context["retries"] = message.options.get("retries", 0)
+                context["retries"] = retries
 
             async def in_context() -> None:
+                _attempt.set(Attempt(retries, max_retries))
                 with structlog.contextvars.bound_contextvars(**context):
                     await fn(*args)
 

@@ -1,46 +1,92 @@
 """The scheduler process: APScheduler sending actors on an interval or a cron.
 
-It only enqueues; work is claimed in the database by the actors, so two schedulers running at once
-double the messages, never the work.
+It only enqueues; the rows it picks are claimed in the database (`FOR UPDATE SKIP LOCKED` plus a
+new `enqueued_at`), so two schedulers running at once never send the same work for the same slot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import signal
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from dramatiq.brokers.redis import RedisBroker
 
 from core.db import get_sessionmaker, utcnow
 from core.diagnostics import service as diagnostics
+from core.idempotency import service as idempotency
 from core.logging import configure_logging
-from core.queue import DIAGNOSTICS_PING, create_broker, send
+from core.purchases import sweeps
+from core.queue import DIAGNOSTICS_PING, PURCHASE_VERIFY, Job, create_broker, send
 from core.settings import Settings, load_settings_or_exit
 
 log = structlog.get_logger(__name__)
 
+ScheduledJob = Callable[[], Awaitable[None]]
 
-def build_scheduler(settings: Settings) -> AsyncIOScheduler:
-    broker = create_broker(settings.redis_url, socket_timeout=settings.redis_timeout)
 
-    async def send_diagnostic_ping() -> None:
-        async with get_sessionmaker()() as session:
+class Jobs:
+    """What the scheduler runs; each method is one scheduled job."""
+
+    def __init__(self, settings: Settings, broker: RedisBroker) -> None:
+        self.settings = settings
+        self.broker = broker
+        self.sessions = get_sessionmaker()
+
+    async def diagnostics_ping(self) -> None:
+        async with self.sessions() as session:
             ping = await diagnostics.create_ping(session, source="scheduler")
             await session.commit()
-        send(broker, DIAGNOSTICS_PING, str(ping.id))
+        send(self.broker, DIAGNOSTICS_PING, str(ping.id))
 
+    async def purchases_sweep(self) -> None:
+        """Re-send purchases whose job never reached the queue or went quiet."""
+        stale_after = dt.timedelta(seconds=self.settings.purchase_stale_seconds)
+        async with self.sessions() as session:
+            ids = await sweeps.claim_stale(session, stale_after)
+            await session.commit()
+        self._send_all(PURCHASE_VERIFY, ids, "purchases.sweep")
+
+    async def held_payments_watch(self) -> None:
+        """Re-drive two-stage payments RuStore still holds, well before its 6 h reversal."""
+        held_for = dt.timedelta(seconds=self.settings.held_payment_check_seconds)
+        async with self.sessions() as session:
+            ids = await sweeps.claim_held(session, held_for)
+            await session.commit()
+        self._send_all(PURCHASE_VERIFY, ids, "purchases.held_watch")
+
+    async def idempotency_prune(self) -> None:
+        async with self.sessions() as session:
+            pruned = await idempotency.prune_expired(session)
+            await session.commit()
+        log.info("idempotency.pruned", count=pruned)
+
+    def _send_all(self, job: Job, ids: Sequence[uuid.UUID], source: str) -> None:
+        for object_id in ids:
+            send(self.broker, job, str(object_id))
+        if ids:
+            log.info("scheduler.resent", source=source, job=job.actor, count=len(ids))
+
+
+def build_scheduler(settings: Settings) -> AsyncIOScheduler:
+    jobs = Jobs(settings, create_broker(settings.redis_url, socket_timeout=settings.redis_timeout))
     scheduler = AsyncIOScheduler(
         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1}
     )
-    scheduler.add_job(
-        send_diagnostic_ping,
-        "interval",
-        seconds=settings.diagnostics_ping_interval,
-        id="diagnostics.ping",
-        next_run_time=utcnow(),  # one ping at start shows the pipeline moves
-    )
+    intervals: dict[str, tuple[ScheduledJob, int]] = {
+        "diagnostics.ping": (jobs.diagnostics_ping, settings.diagnostics_ping_interval),
+        "purchases.sweep": (jobs.purchases_sweep, settings.purchase_sweep_interval),
+        "purchases.held_watch": (jobs.held_payments_watch, 300),
+        "idempotency.prune": (jobs.idempotency_prune, 3600),
+    }
+    for job_id, (function, seconds) in intervals.items():
+        # First run at start: a restarted scheduler catches up at once.
+        scheduler.add_job(function, "interval", seconds=seconds, id=job_id, next_run_time=utcnow())
     scheduler.add_listener(_log_job_event, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
     return scheduler
 

@@ -1,0 +1,63 @@
+"""Running a write under an Idempotency-Key: claim, work, store the answer, commit, replay.
+
+The stored answer is the exact status and bytes of the first response, so a repeat is identical;
+the record and the work commit together, so a crash leaves neither.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.idempotency import service as idempotency
+from core.idempotency.service import StoredResponse
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """An idempotent call's answer, and whether it was replayed rather than done now."""
+
+    status: int
+    body: bytes
+    replayed: bool
+
+    def response(self, headers: dict[str, str] | None = None) -> Response[bytes]:
+        all_headers = {**(headers or {}), REPLAYED_HEADER: str(self.replayed).lower()}
+        return Response(
+            self.body, status_code=self.status, media_type="application/json", headers=all_headers
+        )
+
+
+async def run_idempotent(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    user_id: Any,
+    body: msgspec.Struct,
+    work: Callable[[], Awaitable[tuple[int, msgspec.Struct]]],
+) -> Outcome:
+    """Do `work` once per (user, key, request); commits the session.
+
+    A client error raised by `work` rolls everything back, the key included, so the client may
+    correct the request and retry with the same key.
+    """
+    key = idempotency.validate_key(request.headers.get(IDEMPOTENCY_HEADER))
+    fingerprint = idempotency.request_fingerprint(
+        request.method, request.url.path, msgspec.json.encode(body)
+    )
+    stored = await idempotency.claim(session, user_id, key, fingerprint)
+    if stored is not None:
+        await session.rollback()
+        return Outcome(stored.status, stored.body, replayed=True)
+    status, payload = await work()
+    encoded = msgspec.json.encode(payload)
+    await idempotency.remember(session, user_id, key, StoredResponse(status, encoded))
+    await session.commit()
+    return Outcome(status, encoded, replayed=False)

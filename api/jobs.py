@@ -1,0 +1,40 @@
+"""Sending jobs from request handlers without ever stalling them on the queue.
+
+The broker client is synchronous, so a send runs in a worker thread. When Redis is unreachable,
+the sender stops trying for a short cool-down: requests keep answering at full speed, and the
+rows they committed are sent later by the scheduler's sweeper. PostgreSQL, not Redis, is what
+makes an accepted request durable.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import anyio.to_thread
+import redis
+import structlog
+from dramatiq.brokers.redis import RedisBroker
+
+from core.queue import Job, send
+
+log = structlog.get_logger(__name__)
+
+
+class JobSender:
+    def __init__(self, broker: RedisBroker, cooldown_seconds: float = 5.0) -> None:
+        self.broker = broker
+        self.cooldown_seconds = cooldown_seconds
+        self._skip_until = 0.0
+
+    async def send(self, job: Job, *args: Any) -> bool:
+        """True when the message is in the queue; False when it is left for the sweeper."""
+        if time.monotonic() < self._skip_until:
+            return False
+        try:
+            await anyio.to_thread.run_sync(lambda: send(self.broker, job, *args))
+        except redis.RedisError as exc:
+            self._skip_until = time.monotonic() + self.cooldown_seconds
+            log.warning("queue.unreachable", job=job.actor, error=str(exc))
+            return False
+        return True

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.accounts.authentication import BEARER_SECURITY
+from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
+from api.errors import problem_responses
+from api.idempotency import run_idempotent
+from api.points.schemas import AdjustIn, BalanceOut, HistoryPage, LedgerEntryOut, SpendIn
+from api.purchases.schemas import PageLimit
+from core.accounts import service as accounts
+from core.accounts.models import Role
+from core.accounts.tokens import AccessClaims
+from core.errors import InvalidRequestError
+from core.points import service as points
+from core.points.models import EntryKind, EntrySource
+
+
+class PointsController(Controller):
+    """The caller's own points."""
+
+    path = "/api/points"
+    tags = ["points"]
+    security = BEARER_SECURITY
+
+    @get("/balance", guards=[requires_role(*ANY_ROLE)], responses=problem_responses(401, 429))
+    async def balance(
+        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[AccessClaims]
+    ) -> BalanceOut:
+        balance, debt = await points.standing(db_session, principal.user_id)
+        return BalanceOut(balance, debt)
+
+    @get(
+        "/history",
+        guards=[requires_role(*ANY_ROLE)],
+        summary="Ledger entries, newest first",
+        responses=problem_responses(400, 401, 429),
+    )
+    async def history(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[PageLimit] = 20,
+    ) -> HistoryPage:
+        entries = await points.history(db_session, principal.user_id, _before(cursor), limit)
+        next_cursor = str(entries[-1].id) if len(entries) == limit else None
+        return HistoryPage([LedgerEntryOut.from_model(e) for e in entries], next_cursor)
+
+    @post(
+        "/spend",
+        status_code=200,
+        guards=[requires_role(*WRITE_ROLES)],
+        summary="Spend points (Idempotency-Key required)",
+        description="409 `insufficient_points` when the balance is lower than `amount`.",
+        responses=problem_responses(400, 401, 403, 409, 422, 429),
+    )
+    async def spend(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        data: JSONBody[SpendIn],
+    ) -> Response[bytes]:
+        async def work() -> tuple[int, BalanceOut]:
+            change = await points.spend(
+                db_session,
+                principal.user_id,
+                data.amount,
+                spend_id=uuid.uuid4().hex,
+                reason=data.reason,
+            )
+            return 200, BalanceOut(change.balance, change.debt)
+
+        outcome = await run_idempotent(request, db_session, principal.user_id, data, work)
+        return outcome.response()
+
+
+class PointsAdminController(Controller):
+    """Admin corrections to a user's points; each keeps its reason in the ledger."""
+
+    path = "/api/admin/users/{user_id:uuid}/points"
+    tags = ["admin"]
+    security = BEARER_SECURITY
+    guards = [requires_role(Role.ADMIN)]
+
+    @post("/grant", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 429))
+    async def grant(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[AdjustIn],
+    ) -> Response[bytes]:
+        return await _adjust(request, db_session, principal, user_id, data, grant=True)
+
+    @post("/clawback", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 429))
+    async def clawback(
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        user_id: FromPath[uuid.UUID],
+        data: JSONBody[AdjustIn],
+    ) -> Response[bytes]:
+        return await _adjust(request, db_session, principal, user_id, data, grant=False)
+
+
+async def _adjust(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    principal: AccessClaims,
+    user_id: uuid.UUID,
+    data: AdjustIn,
+    *,
+    grant: bool,
+) -> Response[bytes]:
+    """An admin grant or clawback, idempotent under the admin's Idempotency-Key."""
+
+    async def work() -> tuple[int, BalanceOut]:
+        await accounts.get_user(session, user_id)
+        source_id = uuid.uuid4().hex
+        if grant:
+            change = await points.credit(
+                session, user_id, data.amount, source=EntrySource.ADMIN, source_id=source_id,
+                kind=EntryKind.GRANT, reason=data.reason,
+            )  # fmt: skip
+        else:
+            change = await points.claw_back(
+                session, user_id, data.amount, source=EntrySource.ADMIN, source_id=source_id,
+                reason=data.reason,
+            )  # fmt: skip
+        return 200, BalanceOut(change.balance, change.debt)
+
+    outcome = await run_idempotent(request, session, principal.user_id, data, work)
+    return outcome.response()
+
+
+def _before(cursor: str | None) -> int | None:
+    if cursor is None:
+        return None
+    if not cursor.isdigit():
+        raise InvalidRequestError("cursor: not a cursor this api returned", code="invalid_cursor")
+    return int(cursor)

@@ -1,0 +1,235 @@
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import re
+import time
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.accounts.authentication import BEARER_SECURITY
+from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
+from api.errors import problem_responses
+from api.idempotency import run_idempotent
+from api.jobs import JobSender
+from api.purchases.schemas import IntentIn, IntentOut, PageLimit, PaymentOut, PaymentPage, VerifyIn
+from core.accounts.tokens import AccessClaims
+from core.catalogue.models import ProductType
+from core.errors import InvalidRequestError
+from core.purchases import service
+from core.purchases.models import Purchase
+from core.queue import PURCHASE_VERIFY
+
+MAX_WAIT_SECONDS = 30
+PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
+RETRY_AFTER_SECONDS = "1"
+CONSUMABLES = (ProductType.CONSUMABLE,)
+
+
+class PurchasesController(Controller):
+    """Submitting one-time purchases and following them to a final state."""
+
+    path = "/api"
+    tags = ["purchases"]
+    security = BEARER_SECURITY
+
+    @post(
+        "/purchases/intent",
+        status_code=HTTP_201_CREATED,
+        guards=[requires_role(*WRITE_ROLES)],
+        summary="Start a purchase: an order id and developer payload for the RuStore SDK",
+        responses=problem_responses(400, 401, 403, 429),
+    )
+    async def create_intent(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        data: JSONBody[IntentIn],
+    ) -> IntentOut:
+        intent = await service.create_intent(
+            db_session, principal.user_id, data.product_id, service.ONE_TIME_TYPES
+        )
+        await db_session.commit()
+        return IntentOut.from_model(intent)
+
+    @post(
+        "/payments/verify",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[requires_role(*WRITE_ROLES)],
+        summary="Report a RuStore purchase for verification",
+        description="Needs an `Idempotency-Key` header. Answers 202 once the purchase is stored; "
+        "`Prefer: wait=N` (N ≤ 30) holds the answer up to N seconds for a final state.",
+        responses=problem_responses(400, 401, 403, 409, 422, 429),
+    )
+    async def verify(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        data: JSONBody[VerifyIn],
+    ) -> Response[bytes]:
+        return await _submit(request, state, db_session, principal, data, service.ONE_TIME_TYPES)
+
+    @post(
+        "/points/buy",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[requires_role(*WRITE_ROLES)],
+        summary="Report a RuStore purchase of points (consumables only)",
+        description="The same as /api/payments/verify, for consumable products.",
+        responses=problem_responses(400, 401, 403, 409, 422, 429),
+    )
+    async def buy_points(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        data: JSONBody[VerifyIn],
+    ) -> Response[bytes]:
+        return await _submit(request, state, db_session, principal, data, CONSUMABLES)
+
+    @get(
+        "/payments/{payment_id:uuid}",
+        guards=[requires_role(*ANY_ROLE)],
+        summary="A purchase's status",
+        description="ETag/If-None-Match for cheap polling; `Retry-After` while not final; "
+        "`Prefer: wait=N` (N ≤ 30) waits for a final state.",
+        responses=problem_responses(401, 404, 429),
+    )
+    async def get_payment(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        payment_id: FromPath[uuid.UUID],
+    ) -> Response[Any]:
+        purchase = await service.get_own(db_session, principal.user_id, payment_id)
+        wait = _prefer_wait(request)
+        if wait and not purchase.is_final:
+            purchase = await _wait_for_final(state, principal.user_id, payment_id, wait)
+        etag = _etag(purchase)
+        headers = _polling_headers(purchase, etag)
+        if request.headers.get("if-none-match") == etag:
+            return Response(b"", status_code=304, headers=headers)
+        return Response(PaymentOut.from_model(purchase), headers=headers)
+
+    @get(
+        "/payments",
+        guards=[requires_role(*ANY_ROLE)],
+        summary="The caller's purchases, newest first",
+        responses=problem_responses(400, 401, 429),
+    )
+    async def list_payments(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        cursor: FromQuery[str | None] = None,
+        limit: FromQuery[PageLimit] = 20,
+    ) -> PaymentPage:
+        purchases = await service.list_own(
+            db_session, principal.user_id, _decode_cursor(cursor), limit
+        )
+        next_cursor = _encode_cursor(purchases[-1]) if len(purchases) == limit else None
+        return PaymentPage([PaymentOut.from_model(p) for p in purchases], next_cursor)
+
+
+async def _submit(
+    request: Request[Any, Any, Any],
+    state: State,
+    session: AsyncSession,
+    principal: AccessClaims,
+    data: VerifyIn,
+    types: tuple[ProductType, ...],
+) -> Response[bytes]:
+    created: Purchase | None = None
+
+    async def work() -> tuple[int, PaymentOut]:
+        nonlocal created
+        purchase, is_new = await service.submit(
+            session, principal.user_id, data.submission(), types
+        )
+        created = purchase if is_new else None
+        return HTTP_202_ACCEPTED, PaymentOut.from_model(purchase)
+
+    outcome = await run_idempotent(request, session, principal.user_id, data, work)
+    if created is not None:
+        await _enqueue(state, session, created.id)
+    wait = _prefer_wait(request)
+    if not wait or outcome.status != HTTP_202_ACCEPTED:
+        return outcome.response()
+    submitted = msgspec.json.decode(outcome.body, type=PaymentOut)
+    purchase = await _wait_for_final(state, principal.user_id, submitted.id, wait)
+    return Response(
+        msgspec.json.encode(PaymentOut.from_model(purchase)),
+        status_code=200 if purchase.is_final else HTTP_202_ACCEPTED,
+        media_type="application/json",
+        headers={"Preference-Applied": f"wait={wait}"},
+    )
+
+
+async def _enqueue(state: State, session: AsyncSession, purchase_id: uuid.UUID) -> None:
+    sender: JobSender = state.job_sender
+    if not await sender.send(PURCHASE_VERIFY, str(purchase_id)):
+        await service.mark_not_enqueued(session, purchase_id)
+        await session.commit()
+
+
+async def _wait_for_final(
+    state: State, user_id: uuid.UUID, purchase_id: uuid.UUID, seconds: int
+) -> Purchase:
+    """Re-read until the purchase is final or `seconds` pass; one indexed read per poll."""
+    deadline = time.monotonic() + seconds
+    delay = 0.05
+    while True:
+        async with state.sessionmaker() as session:
+            purchase = await service.get_own(session, user_id, purchase_id)
+        remaining = deadline - time.monotonic()
+        if purchase.is_final or remaining <= 0:
+            return purchase
+        await asyncio.sleep(min(delay, remaining))
+        delay = min(delay * 1.5, 0.5)
+
+
+def _prefer_wait(request: Request[Any, Any, Any]) -> int:
+    match = PREFER_WAIT.search(request.headers.get("prefer", ""))
+    return min(int(match.group(1)), MAX_WAIT_SECONDS) if match else 0
+
+
+def _etag(purchase: Purchase) -> str:
+    return f'W/"{purchase.state}-{int(purchase.updated_at.timestamp() * 1_000_000)}"'
+
+
+def _polling_headers(purchase: Purchase, etag: str) -> dict[str, str]:
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache"}
+    if not purchase.is_final:
+        headers["Retry-After"] = RETRY_AFTER_SECONDS
+    return headers
+
+
+def _encode_cursor(purchase: Purchase) -> str:
+    raw = f"{purchase.created_at.isoformat()}|{purchase.id}"
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> tuple[dt.datetime, uuid.UUID] | None:
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created_at, purchase_id = raw.split("|")
+        return dt.datetime.fromisoformat(created_at), uuid.UUID(purchase_id)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequestError(
+            "cursor: not a cursor this api returned", code="invalid_cursor"
+        ) from None

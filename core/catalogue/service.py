@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.catalogue.models import Product, ProductType
+from core.catalogue.repository import ProductRepository
+from core.errors import ConflictError, InvalidRequestError, NotFoundError
+
+
+async def purchasable(
+    session: AsyncSession, product_id: str, types: Collection[ProductType]
+) -> Product:
+    """An active product of one of `types`, or a 400 naming the product id."""
+    product = await ProductRepository(session).by_product_id(product_id)
+    if product is None or not product.active or product.type not in types:
+        allowed = " or ".join(sorted(types))
+        raise InvalidRequestError(
+            f"productId: no active {allowed} product {product_id!r}",
+            code="unknown_product",
+            productId=product_id,
+        )
+    return product
+
+
+async def find(session: AsyncSession, product_id: str) -> Product | None:
+    return await ProductRepository(session).by_product_id(product_id)
+
+
+async def listing(session: AsyncSession, *, include_inactive: bool = False) -> list[Product]:
+    return await ProductRepository(session).listing(include_inactive=include_inactive)
+
+
+async def create(session: AsyncSession, product: Product) -> Product:
+    if await ProductRepository(session).by_product_id(product.product_id):
+        raise ConflictError(f"Product {product.product_id!r} exists", code="product_exists")
+    return await ProductRepository(session).add(product)
+
+
+async def update(session: AsyncSession, product_id: str, changes: dict[str, object]) -> Product:
+    product = await ProductRepository(session).by_product_id(product_id)
+    if product is None:
+        raise NotFoundError(f"No product {product_id!r}")
+    for name, value in changes.items():
+        setattr(product, name, value)
+    await session.flush()
+    return product

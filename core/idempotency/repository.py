@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import delete, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.idempotency.models import IdempotencyRecord
+
+LOCK_TIMEOUT = "2s"
+
+
+class KeyBusy(Exception):
+    """Another transaction holds the same key and has not committed within the lock timeout."""
+
+
+class IdempotencyRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def claim(
+        self, user_id: uuid.UUID, key: str, request_hash: str, now: dt.datetime, ttl: dt.timedelta
+    ) -> IdempotencyRecord | None:
+        """Insert the key in this transaction; the existing record when it was already there.
+
+        A concurrent request inserting the same key makes PostgreSQL wait for that transaction;
+        `lock_timeout` bounds the wait, after which the caller answers "in progress".
+        """
+        await self.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        await self.session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.user_id == user_id,
+                IdempotencyRecord.key == key,
+                IdempotencyRecord.expires_at < now,
+            )
+        )
+        statement = (
+            insert(IdempotencyRecord)
+            .values(
+                user_id=user_id,
+                key=key,
+                request_hash=request_hash,
+                response_status=0,
+                response_body=b"",
+                created_at=now,
+                expires_at=now + ttl,
+            )
+            .on_conflict_do_nothing()
+            .returning(IdempotencyRecord.key)
+        )
+        try:
+            inserted = (await self.session.execute(statement)).scalar_one_or_none()
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+                raise KeyBusy from exc
+            raise
+        if inserted is not None:
+            return None
+        existing = await self.session.execute(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key
+            )
+        )
+        return existing.scalar_one()
+
+    async def store_response(self, user_id: uuid.UUID, key: str, status: int, body: bytes) -> None:
+        await self.session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+            .values(response_status=status, response_body=body)
+        )
+
+    async def prune(self, now: dt.datetime, limit: int) -> int:
+        """Delete up to `limit` expired keys; returns how many went."""
+        expired = (
+            select(IdempotencyRecord.user_id, IdempotencyRecord.key)
+            .where(IdempotencyRecord.expires_at < now)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            delete(IdempotencyRecord).where(
+                tuple_(IdempotencyRecord.user_id, IdempotencyRecord.key).in_(expired)
+            )
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]

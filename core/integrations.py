@@ -1,0 +1,20 @@
+"""Clients of outside services, configured from settings."""
+
+from __future__ import annotations
+
+from core.rustore import CallObserver, RuStoreClient, RuStoreConfig
+from core.settings import Settings
+
+
+def rustore_config(settings: Settings) -> RuStoreConfig:
+    return RuStoreConfig(
+        key_id=settings.rustore_key_id,
+        private_key=settings.rustore_private_key,
+        app_id=settings.rustore_app_id,
+        package_name=settings.rustore_package_name,
+        api_url=settings.rustore_api_url,
+    )
+
+
+def rustore_client(settings: Settings, observer: CallObserver | None = None) -> RuStoreClient:
+    return RuStoreClient(rustore_config(settings), observer=observer)

@@ -1,0 +1,151 @@
+"""Changes to a user's points. Each call runs inside the caller's transaction and is idempotent on
+(source, source id, kind): a repeated job or request finds its entry and changes nothing.
+
+Refund policy: when RuStore refunds or reverses a purchase whose points were partly spent, we take
+back what the balance holds and record the rest as the account's debt. The balance never goes
+below zero; later credits pay the debt off first (as `clawback` entries with source `debt`), so
+the ledger still sums to the balance and the user cannot spend points they no longer paid for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.db import utcnow
+from core.errors import ConflictError, InvalidRequestError
+from core.points.models import EntryKind, EntrySource, LedgerEntry, PointsAccount
+from core.points.repository import PointsRepository
+
+
+class InsufficientPoints(ConflictError):
+    code = "insufficient_points"
+
+
+@dataclass(frozen=True)
+class Change:
+    """What a call did: the entries it appended (empty when it had already been applied)."""
+
+    entries: tuple[LedgerEntry, ...]
+    balance: int
+    debt: int
+
+    @property
+    def applied(self) -> bool:
+        return bool(self.entries)
+
+
+async def credit(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    amount: int,
+    *,
+    source: EntrySource,
+    source_id: str,
+    kind: EntryKind = EntryKind.CREDIT,
+    reason: str | None = None,
+) -> Change:
+    """Add points (a purchase, a grant or a refunded spend), paying any debt off first."""
+    _require_positive(amount)
+    ledger = PointsRepository(session)
+    account = await ledger.lock_account(user_id, utcnow())
+    if await ledger.find_entry(source, source_id, kind):
+        return Change((), account.balance, account.debt)
+    entry = await _append(ledger, account, kind, amount, source, source_id, reason)
+    entries = [entry]
+    repay = min(account.debt, account.balance)
+    if repay:
+        account.debt -= repay
+        debt_entry = await _append(
+            ledger, account, EntryKind.CLAWBACK, -repay, EntrySource.DEBT, str(entry.id),
+            "debt from an earlier refund repaid",
+        )  # fmt: skip
+        entries.append(debt_entry)
+    return Change(tuple(entries), account.balance, account.debt)
+
+
+async def spend(
+    session: AsyncSession, user_id: uuid.UUID, amount: int, *, spend_id: str, reason: str
+) -> Change:
+    """Take points the user has; never drives the balance below zero."""
+    _require_positive(amount)
+    ledger = PointsRepository(session)
+    account = await ledger.lock_account(user_id, utcnow())
+    if await ledger.find_entry(EntrySource.SPEND, spend_id, EntryKind.SPEND):
+        return Change((), account.balance, account.debt)
+    if account.balance < amount:
+        raise InsufficientPoints(
+            f"Balance is {account.balance}, {amount} needed", balance=account.balance
+        )
+    entry = await _append(
+        ledger, account, EntryKind.SPEND, -amount, EntrySource.SPEND, spend_id, reason
+    )
+    return Change((entry,), account.balance, account.debt)
+
+
+async def claw_back(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    amount: int,
+    *,
+    source: EntrySource,
+    source_id: str,
+    reason: str,
+) -> Change:
+    """Take back `amount`: what the balance holds now, the rest becomes debt (see module doc)."""
+    _require_positive(amount)
+    ledger = PointsRepository(session)
+    account = await ledger.lock_account(user_id, utcnow())
+    if await ledger.find_entry(source, source_id, EntryKind.CLAWBACK):
+        return Change((), account.balance, account.debt)
+    taken = min(amount, account.balance)
+    account.debt += amount - taken
+    # Appended even when nothing could be taken: the entry is what makes a repeat a no-op, and
+    # it records the debt this refund created.
+    entry = await _append(ledger, account, EntryKind.CLAWBACK, -taken, source, source_id, reason)
+    return Change((entry,), account.balance, account.debt)
+
+
+async def standing(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
+    """(balance, debt); a user who never had points has (0, 0)."""
+    account = await PointsRepository(session).account(user_id)
+    return (account.balance, account.debt) if account else (0, 0)
+
+
+async def history(
+    session: AsyncSession, user_id: uuid.UUID, before_id: int | None, limit: int
+) -> list[LedgerEntry]:
+    return await PointsRepository(session).history(user_id, before_id, limit)
+
+
+async def _append(
+    ledger: PointsRepository,
+    account: PointsAccount,
+    kind: EntryKind,
+    amount: int,
+    source: EntrySource,
+    source_id: str,
+    reason: str | None,
+) -> LedgerEntry:
+    now = utcnow()
+    account.balance += amount
+    account.updated_at = now
+    return await ledger.append(
+        LedgerEntry(
+            user_id=account.user_id,
+            kind=kind,
+            amount=amount,
+            balance_after=account.balance,
+            source=source,
+            source_id=source_id,
+            reason=reason,
+            created_at=now,
+        )
+    )
+
+
+def _require_positive(amount: int) -> None:
+    if amount <= 0:
+        raise InvalidRequestError("amount must be a positive whole number", code="invalid_amount")

@@ -1,0 +1,1 @@
+"""One-time purchases: intents, submission, and the verify → confirm → credit pipeline."""

@@ -1,0 +1,278 @@
+"""The verify → confirm → credit pipeline a `purchase.verify` job runs.
+
+Every step is a short transaction that records where the purchase got (a recovery point), and
+every decision re-reads RuStore, so a redelivered or duplicated message resumes instead of
+repeating: a final purchase is left alone without calling RuStore, a repeated confirm that RuStore
+refuses ("Purchase status must be PAID") is reconciled by re-reading, and the credit is one
+conditional state change plus a ledger entry whose unique key forbids a second one.
+
+Nothing is credited unless RuStore reports the purchase CONFIRMED (after our confirm, for a
+two-stage purchase) for our app, the claimed product, the expected amount, and a developer
+payload we issued; points go to the user that payload was issued to.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from core.catalogue import service as catalogue
+from core.catalogue.models import Product
+from core.db import utcnow
+from core.failpoints import failpoint
+from core.points import service as points
+from core.points.models import EntrySource
+from core.purchases.models import OPEN_STATES, Purchase, PurchaseState
+from core.purchases.repository import PurchaseRepository
+from core.rustore import (
+    InvoicePayment,
+    InvoiceStatus,
+    RuStoreClient,
+    RuStoreError,
+    RuStoreNotFound,
+    RuStorePermanentError,
+)
+
+log = structlog.get_logger(__name__)
+
+NOT_FOUND_ATTEMPTS = 3
+"""RuStore may not list a brand-new invoice at once; after this many tries the id is bogus."""
+
+REFUSED = {
+    InvoiceStatus.REJECTED: "RuStore rejected the payment",
+    InvoiceStatus.CANCELLED: "the payment was cancelled",
+    InvoiceStatus.EXPIRED: "the payment expired before it was completed",
+    InvoiceStatus.REVERSED: "RuStore reversed the held payment",
+    InvoiceStatus.REFUNDED: "RuStore refunded the payment",
+}
+
+
+class RetryLater(Exception):
+    """The purchase cannot be decided yet (not paid, RuStore unreachable); the job retries."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether RuStore's invoice backs the purchase, and who owns it."""
+
+    owner_id: uuid.UUID | None
+    product: Product | None
+    problem: str | None
+
+
+class PurchaseVerifier:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], rustore: RuStoreClient, app_id: int
+    ) -> None:
+        self.sessions = sessions
+        self.rustore = rustore
+        self.app_id = app_id
+
+    async def run(self, purchase_id: uuid.UUID, *, last_attempt: bool) -> None:
+        """Take the purchase as far as it can go now; raise `RetryLater` to be called again."""
+        purchase = await self._start(purchase_id)
+        if purchase is None:
+            log.info("purchase.verify.skipped", purchase_id=str(purchase_id), reason="final")
+            return
+        try:
+            await self._advance(purchase)
+        except (RetryLater, RuStoreError) as exc:
+            if isinstance(exc, RuStoreNotFound) and purchase.attempts >= NOT_FOUND_ATTEMPTS:
+                await self._finish(
+                    purchase, PurchaseState.REJECTED, "RuStore does not know this invoice"
+                )
+            elif last_attempt or (
+                isinstance(exc, RuStorePermanentError) and not isinstance(exc, RuStoreNotFound)
+            ):
+                await self._finish(purchase, PurchaseState.FAILED, _reason(exc))
+            else:
+                raise RetryLater(_reason(exc)) from exc
+
+    async def _start(self, purchase_id: uuid.UUID) -> Purchase | None:
+        async with self.sessions() as session:
+            purchase = await PurchaseRepository(session).start_attempt(purchase_id)
+            await session.commit()
+        return purchase
+
+    async def _advance(self, purchase: Purchase) -> None:
+        invoice = await self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox)
+        verdict = await self._check(purchase, invoice)
+        if verdict.problem is not None:
+            await self._finish(purchase, PurchaseState.REJECTED, verdict.problem, invoice)
+            return
+        assert verdict.owner_id is not None
+        assert verdict.product is not None
+        status = invoice.status
+        if status is InvoiceStatus.PAID:
+            invoice = await self._confirm(purchase, invoice)
+            status = invoice.status
+        if status is InvoiceStatus.CONFIRMED:
+            await self._credit(purchase, verdict.owner_id, verdict.product, invoice)
+        elif status in REFUSED:
+            await self._finish(purchase, PurchaseState.REJECTED, REFUSED[status], invoice)
+        elif status in (InvoiceStatus.CREATED, InvoiceStatus.EXECUTED, InvoiceStatus.PAID):
+            raise RetryLater(f"RuStore reports {status.value}: not paid yet")
+        else:
+            await self._finish(
+                purchase,
+                PurchaseState.REJECTED,
+                f"unexpected RuStore status {invoice.invoice_status!r}",
+                invoice,
+            )
+
+    async def _check(self, purchase: Purchase, invoice: InvoicePayment) -> Verdict:
+        """Compare what RuStore says with what we issued; never with what the client claimed."""
+        async with self.sessions() as session:
+            product = await catalogue.find(session, purchase.product_id)
+            intent = (
+                await PurchaseRepository(session).intent_by_payload(invoice.developer_payload)
+                if invoice.developer_payload
+                else None
+            )
+        order = invoice.order
+        if invoice.app_id != self.app_id:
+            problem = f"invoice belongs to app {invoice.app_id}, not {self.app_id}"
+        elif order is None or order.item_code != purchase.product_id:
+            reported = order.item_code if order else None
+            problem = f"RuStore reports product {reported!r}, not {purchase.product_id!r}"
+        elif product is None:
+            problem = f"product {purchase.product_id!r} is not in the catalogue"
+        elif product.price_kopecks is not None and order.amount_create != product.price_kopecks:
+            problem = (
+                f"RuStore charged {order.amount_create} kopecks, expected {product.price_kopecks}"
+            )
+        elif intent is None or intent.product_id != purchase.product_id:
+            problem = "developer payload does not match a purchase intent for this product"
+        elif (
+            purchase.rustore_purchase_id
+            and invoice.purchase_id
+            and purchase.rustore_purchase_id != invoice.purchase_id
+        ):
+            problem = "RuStore purchase id does not match the invoice"
+        else:
+            return Verdict(intent.user_id, product, None)
+        return Verdict(None, None, problem)
+
+    async def _confirm(self, purchase: Purchase, invoice: InvoicePayment) -> InvoicePayment:
+        """Confirm a held two-stage payment; a refused repeat is reconciled by re-reading."""
+        purchase_ref = invoice.purchase_id or purchase.rustore_purchase_id
+        if purchase_ref is None:
+            raise RetryLater("no RuStore purchase id to confirm with")
+        async with self.sessions() as session:
+            await PurchaseRepository(session).transition(
+                purchase.id,
+                OPEN_STATES,
+                state=PurchaseState.CONFIRMING,
+                rustore_status=invoice.status.value,
+                paid_at=purchase.paid_at or utcnow(),
+            )
+            await session.commit()
+        try:
+            await self.rustore.confirm_purchase(purchase_ref, sandbox=purchase.sandbox)
+        except RuStorePermanentError as exc:
+            if isinstance(exc, RuStoreNotFound):
+                raise
+            log.info(
+                "purchase.confirm.refused",
+                purchase_id=str(purchase.id),
+                message=exc.rustore_message,
+            )
+            return await self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox)
+        failpoint("purchase.after_confirm")
+        return await self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox)
+
+    async def _credit(
+        self, purchase: Purchase, owner_id: uuid.UUID, product: Product, invoice: InvoicePayment
+    ) -> None:
+        async with self.sessions() as session:
+            credited = await PurchaseRepository(session).transition(
+                purchase.id,
+                OPEN_STATES,
+                state=PurchaseState.CREDITED,
+                user_id=owner_id,
+                points_credited=product.points,
+                rustore_status=invoice.status.value,
+                failure_reason=None,
+                completed_at=utcnow(),
+            )
+            if credited is not None and product.points:
+                await points.credit(
+                    session,
+                    owner_id,
+                    product.points,
+                    source=EntrySource.PURCHASE,
+                    source_id=str(purchase.id),
+                    reason=f"purchase of {product.product_id}",
+                )
+            await session.commit()
+        failpoint("purchase.after_commit")
+        if owner_id != purchase.user_id:
+            log.warning("purchase.owner_differs_from_submitter", purchase_id=str(purchase.id))
+        log.info("purchase.credited", purchase_id=str(purchase.id), points=product.points)
+
+    async def _finish(
+        self,
+        purchase: Purchase,
+        state: PurchaseState,
+        reason: str,
+        invoice: InvoicePayment | None = None,
+    ) -> None:
+        async with self.sessions() as session:
+            await PurchaseRepository(session).transition(
+                purchase.id,
+                OPEN_STATES,
+                state=state,
+                failure_reason=reason[:500],
+                rustore_status=invoice.status.value if invoice else purchase.rustore_status,
+                completed_at=utcnow(),
+            )
+            await session.commit()
+        log.info(
+            "purchase.finished", purchase_id=str(purchase.id), state=state.value, reason=reason
+        )
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, RuStoreError):
+        return f"RuStore: {exc.rustore_message or exc}"
+    return str(exc)
+
+
+class RefundSync:
+    """Re-reads a credited purchase and, when RuStore refunded or reversed it, takes points back."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], rustore: RuStoreClient) -> None:
+        self.sessions = sessions
+        self.rustore = rustore
+
+    async def run(self, purchase_id: uuid.UUID) -> None:
+        async with self.sessions() as session:
+            purchase = await PurchaseRepository(session).get(purchase_id)
+        if purchase is None or purchase.state != PurchaseState.CREDITED:
+            return
+        invoice = await self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox)
+        if invoice.status not in (InvoiceStatus.REFUNDED, InvoiceStatus.REVERSED):
+            return
+        reason = REFUSED[invoice.status]
+        async with self.sessions() as session:
+            refunded = await PurchaseRepository(session).transition(
+                purchase.id,
+                {PurchaseState.CREDITED},
+                state=PurchaseState.REFUNDED,
+                rustore_status=invoice.status.value,
+                failure_reason=reason,
+            )
+            if refunded is not None and purchase.points_credited:
+                await points.claw_back(
+                    session,
+                    purchase.user_id,
+                    purchase.points_credited,
+                    source=EntrySource.PURCHASE,
+                    source_id=str(purchase.id),
+                    reason=reason,
+                )
+            await session.commit()
+        log.info("purchase.refunded", purchase_id=str(purchase.id), points=purchase.points_credited)

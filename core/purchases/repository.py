@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Collection
+
+from sqlalchemy import case, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.accounts.ownership import OwnedRepository
+from core.purchases.models import OPEN_STATES, Purchase, PurchaseIntent, PurchaseState
+
+
+class UserPurchases(OwnedRepository[Purchase]):
+    """A user's purchases; a foreign id reads as unknown."""
+
+    model = Purchase
+    noun = "purchase"
+
+    async def page(
+        self, before: tuple[dt.datetime, uuid.UUID] | None, limit: int
+    ) -> list[Purchase]:
+        """Newest first, keyset-paged on (created_at, id) to stay on one index at any depth."""
+        query = self.owned()
+        if before is not None:
+            created_at, purchase_id = before
+            query = query.where(
+                or_(
+                    Purchase.created_at < created_at,
+                    (Purchase.created_at == created_at) & (Purchase.id < purchase_id),
+                )
+            )
+        query = query.order_by(Purchase.created_at.desc(), Purchase.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+
+class UserIntents(OwnedRepository[PurchaseIntent]):
+    model = PurchaseIntent
+    noun = "purchase intent"
+
+    async def add(self, intent: PurchaseIntent) -> PurchaseIntent:
+        self.session.add(intent)
+        await self.session.flush()
+        return intent
+
+
+class PurchaseRepository:
+    """Reads and state changes of the pipeline; each change is a conditional UPDATE, so two
+    workers (or a worker and the sweeper) can never move one purchase backwards or twice."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert_new(self, values: dict[str, object]) -> Purchase | None:
+        """Insert unless RuStore's invoice or purchase id is already known; None when it is."""
+        statement = insert(Purchase).values(**values).on_conflict_do_nothing().returning(Purchase)
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def by_rustore_ids(
+        self, invoice_id: int, rustore_purchase_id: str | None
+    ) -> Purchase | None:
+        conditions = [Purchase.invoice_id == invoice_id]
+        if rustore_purchase_id is not None:
+            conditions.append(Purchase.rustore_purchase_id == rustore_purchase_id)
+        result = await self.session.execute(select(Purchase).where(or_(*conditions)).limit(1))
+        return result.scalar_one_or_none()
+
+    async def get(self, purchase_id: uuid.UUID) -> Purchase | None:
+        return await self.session.get(Purchase, purchase_id, populate_existing=True)
+
+    async def intent_by_payload(self, payload: str) -> PurchaseIntent | None:
+        result = await self.session.execute(
+            select(PurchaseIntent).where(PurchaseIntent.developer_payload == payload)
+        )
+        return result.scalar_one_or_none()
+
+    async def transition(
+        self,
+        purchase_id: uuid.UUID,
+        allowed_from: Collection[str],
+        **values: object,
+    ) -> Purchase | None:
+        """Move a purchase on only from one of `allowed_from`; None when it was elsewhere."""
+        statement = (
+            update(Purchase)
+            .where(Purchase.id == purchase_id, Purchase.state.in_(allowed_from))
+            .values(updated_at=func.now(), **values)
+            .returning(Purchase)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def start_attempt(self, purchase_id: uuid.UUID) -> Purchase | None:
+        """Count an attempt and leave `pending`; None for a final or unknown purchase."""
+        return await self.transition(
+            purchase_id,
+            OPEN_STATES,
+            attempts=Purchase.attempts + 1,
+            state=case(
+                (Purchase.state == PurchaseState.PENDING, PurchaseState.VERIFYING.value),
+                else_=Purchase.state,
+            ),
+        )
+
+    async def mark_not_enqueued(self, purchase_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(Purchase).where(Purchase.id == purchase_id).values(enqueued_at=None)
+        )
+
+    async def claim_stale(
+        self, now: dt.datetime, stale_after: dt.timedelta, limit: int
+    ) -> list[uuid.UUID]:
+        """Open purchases whose message was never sent or has gone quiet; marks them re-sent.
+
+        `FOR UPDATE SKIP LOCKED` lets two schedulers run this at once without picking the same
+        rows; the claim is the new `enqueued_at`, so the next sweep leaves them alone.
+        """
+        stale = now - stale_after
+        candidates = (
+            select(Purchase.id)
+            .where(
+                Purchase.state.in_(OPEN_STATES),
+                or_(
+                    Purchase.enqueued_at.is_(None),
+                    (Purchase.enqueued_at < stale) & (Purchase.updated_at < stale),
+                ),
+            )
+            .order_by(Purchase.updated_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        result = await self.session.execute(
+            update(Purchase)
+            .where(Purchase.id.in_(candidates.scalar_subquery()))
+            .values(enqueued_at=now)
+            .returning(Purchase.id)
+        )
+        return list(result.scalars())
+
+    async def held_since(self, before: dt.datetime, limit: int) -> list[Purchase]:
+        """Two-stage purchases RuStore holds (PAID) that we have not confirmed since `before`."""
+        result = await self.session.execute(
+            select(Purchase)
+            .where(Purchase.state == PurchaseState.CONFIRMING, Purchase.paid_at < before)
+            .order_by(Purchase.paid_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return list(result.scalars())

@@ -1,0 +1,103 @@
+"""What the api does with purchases: issue intents, accept submissions, read status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.catalogue import service as catalogue
+from core.catalogue.models import ProductType
+from core.db import utcnow
+from core.errors import ConflictError
+from core.logging import current_request_id
+from core.purchases.models import Purchase, PurchaseIntent, PurchaseState
+from core.purchases.repository import PurchaseRepository, UserIntents, UserPurchases
+
+ONE_TIME_TYPES = (ProductType.CONSUMABLE, ProductType.NON_CONSUMABLE)
+PAYLOAD_PREFIX = "kp1."
+
+
+@dataclass(frozen=True)
+class Submission:
+    invoice_id: int
+    rustore_purchase_id: str | None
+    product_id: str
+    order_id: uuid.UUID | None
+    sandbox: bool
+
+
+async def create_intent(
+    session: AsyncSession, user_id: uuid.UUID, product_id: str, types: tuple[ProductType, ...]
+) -> PurchaseIntent:
+    """An order id and an unguessable developer payload binding the coming purchase to the user."""
+    product = await catalogue.purchasable(session, product_id, types)
+    intent = PurchaseIntent(
+        user_id=user_id,
+        product_id=product.product_id,
+        developer_payload=PAYLOAD_PREFIX + secrets.token_urlsafe(24),
+        created_at=utcnow(),
+    )
+    return await UserIntents(session, user_id).add(intent)
+
+
+async def submit(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    submission: Submission,
+    types: tuple[ProductType, ...] = ONE_TIME_TYPES,
+) -> tuple[Purchase, bool]:
+    """Record a purchase the app reports, once per RuStore purchase; (purchase, created).
+
+    The same RuStore purchase sent again, under another key or from another device, returns the
+    existing row. Who owns it is decided by verification from RuStore's developer payload, never
+    by who submitted it first.
+    """
+    await catalogue.purchasable(session, submission.product_id, types)
+    repository = PurchaseRepository(session)
+    purchase = await repository.insert_new(
+        {
+            "id": uuid.uuid4(),
+            "user_id": user_id,
+            "product_id": submission.product_id,
+            "invoice_id": submission.invoice_id,
+            "rustore_purchase_id": submission.rustore_purchase_id,
+            "order_id": submission.order_id,
+            "sandbox": submission.sandbox,
+            "state": PurchaseState.PENDING,
+            "request_id": current_request_id(),
+            "enqueued_at": utcnow(),  # optimistic: cleared if sending fails (see mark_not_enqueued)
+        }
+    )
+    if purchase is not None:
+        return purchase, True
+    existing = await repository.by_rustore_ids(
+        submission.invoice_id, submission.rustore_purchase_id
+    )
+    if existing is None or existing.user_id != user_id:
+        raise ConflictError(
+            "This RuStore purchase was already submitted from another account",
+            code="purchase_already_submitted",
+        )
+    return existing, False
+
+
+async def mark_not_enqueued(session: AsyncSession, purchase_id: uuid.UUID) -> None:
+    """The queue was unreachable: leave the purchase for the sweeper to send."""
+    await PurchaseRepository(session).mark_not_enqueued(purchase_id)
+
+
+async def get_own(session: AsyncSession, user_id: uuid.UUID, purchase_id: uuid.UUID) -> Purchase:
+    return await UserPurchases(session, user_id).get(purchase_id)
+
+
+async def list_own(
+    session: AsyncSession,
+    user_id: uuid.UUID,
+    before: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Purchase]:
+    return await UserPurchases(session, user_id).page(before, limit)
