@@ -41,6 +41,7 @@ class Job(NamedTuple):
 DIAGNOSTICS_PING = Job("diagnostics.ping", "diagnostics")
 PURCHASE_VERIFY = Job("purchase.verify", "purchases")
 PURCHASE_SYNC = Job("purchase.sync", "purchases")
+NOTIFICATION_PROCESS = Job("notification.process", "notifications")
 
 
 class RequestIdMiddleware(Middleware):
@@ -97,4 +98,9 @@ def send(
     return broker.enqueue(message, delay=delay_ms)
 
 
-ALL_JOBS: tuple[Job, ...] = (DIAGNOSTICS_PING, PURCHASE_VERIFY, PURCHASE_SYNC)
+ALL_JOBS: tuple[Job, ...] = (
+    DIAGNOSTICS_PING,
+    PURCHASE_VERIFY,
+    PURCHASE_SYNC,
+    NOTIFICATION_PROCESS,
+)
