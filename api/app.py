@@ -33,6 +33,7 @@ from api.protection import (
 )
 from api.purchases.controllers import PurchasesController
 from api.request_context import RequestContext
+from api.webhooks.controllers import NotificationsAdminController, WebhooksController
 from core.db import create_engine, create_sessionmaker
 from core.logging import configure_logging
 from core.queue import create_broker
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PurchasesController,
             PointsController,
             PointsAdminController,
+            WebhooksController,
+            NotificationsAdminController,
         ],
         lifespan=[resources],
         dependencies={

@@ -1,4 +1,4 @@
-"""Dependencies shared by controllers: a database session per request, the broker."""
+"""Dependencies shared by controllers: a database session per request, the broker, settings."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from dramatiq.brokers.redis import RedisBroker
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.settings import Settings
 
 
 async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
@@ -22,3 +24,8 @@ async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
 def provide_broker(state: State) -> RedisBroker:
     broker: RedisBroker = state.broker
     return broker
+
+
+def provide_settings(state: State) -> Settings:
+    settings: Settings = state.settings
+    return settings

@@ -10,14 +10,19 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
+import msgspec
 import structlog
 from litestar import Request
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
 from litestar.plugins.problem_details import (
     ProblemDetailsConfig,
     ProblemDetailsException,
     ProblemDetailsPlugin,
 )
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from core import errors
 from core.logging import current_request_id
@@ -49,8 +54,37 @@ DOMAIN_STATUSES: dict[type[errors.KopilkaError], int] = {
     errors.NotFoundError: 404,
     errors.ConflictError: 409,
     errors.UnprocessableError: 422,
+    errors.TooManyRequestsError: 429,
     errors.ServiceUnavailableError: 503,
 }
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+
+
+class ProblemDocument(msgspec.Struct, frozen=True, rename="camel"):
+    """The shape of every error response, for the OpenAPI schema (`Problem` builds them)."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str
+    request_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the problems a route can answer, so clients see them in the schema."""
+    return {
+        status: ResponseSpec(
+            ProblemDocument,
+            description=f"{HTTPStatus(status).phrase} (problem details, `code` says why)",
+            media_type=PROBLEM_MEDIA_TYPE,
+            generate_examples=False,
+        )
+        for status in statuses
+    }
 
 
 class Problem(ProblemDetailsException):
@@ -111,12 +145,52 @@ def _field_error(item: Any) -> dict[str, Any]:
 
 def _from_domain_error(exc: errors.KopilkaError) -> Problem:
     status = next(s for cls, s in DOMAIN_STATUSES.items() if isinstance(exc, cls))
-    return Problem(status, exc.code, exc.detail, extra=exc.extra)
+    return Problem(status, exc.code, exc.detail, headers=_domain_headers(exc), extra=exc.extra)
+
+
+def _domain_headers(exc: errors.KopilkaError) -> dict[str, str] | None:
+    if isinstance(exc, errors.TooManyRequestsError):
+        return {"Retry-After": str(exc.retry_after)}
+    if isinstance(exc, errors.UnauthorizedError):
+        return {"WWW-Authenticate": "Bearer"}  # RFC 9110: a 401 names the scheme to use
+    return None
 
 
 def _from_unexpected(exc: Exception) -> Problem:
     log.error("unhandled_exception", exc_info=exc)
     return Problem(500, "internal_error", "The server could not complete the request.")
+
+
+OUTAGE_SQLSTATES = ("08", "53", "57P", "55P03", "57014")
+"""Connection failures, exhausted server resources, shutdown/restart, lock and statement timeouts:
+the database, not the request, is at fault, and the same request can succeed a moment later."""
+OUTAGE_RETRY_AFTER = "1"
+
+
+def _from_database_error(exc: Exception) -> Problem:
+    """503 when the database is unreachable, saturated or a lock wait ran out; else a 500.
+
+    Failing fast with 503 (pool timeout, lock_timeout) instead of queueing requests is what lets
+    the api recover by itself once the database does; nothing was committed, so a retry is safe.
+    """
+    if not _is_database_outage(exc):
+        return _from_unexpected(exc)
+    log.warning("database.unavailable", error_type=type(exc).__name__, error=str(exc)[:300])
+    return Problem(
+        503,
+        "service_unavailable",
+        "The database is briefly unavailable; retry shortly.",
+        headers={"Retry-After": OUTAGE_RETRY_AFTER},
+    )
+
+
+def _is_database_outage(exc: Exception) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError | PoolTimeoutError):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith(OUTAGE_SQLSTATES)
 
 
 def problem_details_plugin() -> ProblemDetailsPlugin:
@@ -125,6 +199,11 @@ def problem_details_plugin() -> ProblemDetailsPlugin:
             exception_to_problem_detail_map={
                 HTTPException: _from_http_exception,
                 errors.KopilkaError: _from_domain_error,
+                # asyncpg raises connect failures (refused, timed out) unwrapped.
+                ConnectionError: _from_database_error,
+                TimeoutError: _from_database_error,
+                SQLAlchemyError: _from_database_error,
+                asyncpg.PostgresError: _from_database_error,
                 Exception: _from_unexpected,
             }
         )

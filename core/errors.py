@@ -24,6 +24,15 @@ class InvalidRequestError(KopilkaError):
     code = "invalid_request"
 
 
+def invalid_field(field: str, message: str) -> InvalidRequestError:
+    """A 400 shaped like the api's own validation errors, so clients read both one way."""
+    return InvalidRequestError(
+        f"{field}: {message}",
+        code="validation_error",
+        errors=[{"field": field, "message": message, "source": "body"}],
+    )
+
+
 class UnauthorizedError(KopilkaError):
     code = "unauthorized"
 
@@ -42,6 +51,16 @@ class ConflictError(KopilkaError):
 
 class UnprocessableError(KopilkaError):
     code = "unprocessable"
+
+
+class TooManyRequestsError(KopilkaError):
+    """The caller must wait `retry_after` seconds before trying again."""
+
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(detail, code=code)
+        self.retry_after = retry_after
 
 
 class ServiceUnavailableError(KopilkaError):

@@ -56,6 +56,8 @@ def configure_logging(process: str, level: str = "INFO") -> None:
         logging.getLogger(name).propagate = True
     # One access line per request comes from our own middleware, with the request id.
     logging.getLogger("uvicorn.access").disabled = True
+    # The scheduler logs each run itself (workers/scheduler.py); APScheduler's own INFO is noise.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def _add_process(process: str) -> structlog.types.Processor:

@@ -5,6 +5,7 @@ from core.catalogue.models import Product
 from core.db import Base
 from core.diagnostics.models import DiagnosticPing
 from core.idempotency.models import IdempotencyRecord
+from core.notifications.models import RuStoreNotification
 from core.points.models import LedgerEntry, PointsAccount
 from core.purchases.models import Purchase, PurchaseIntent
 
@@ -18,5 +19,6 @@ __all__ = [
     "Purchase",
     "PurchaseIntent",
     "RefreshToken",
+    "RuStoreNotification",
     "User",
 ]

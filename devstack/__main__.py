@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import honcho.manager
 import httpx
 from alembic import command
 from alembic.config import Config
@@ -25,6 +26,7 @@ from devstack.stack import Stack
 ENV_FILE = PROJECT_ROOT / ".env"
 VENV_BIN = Path(sys.executable).parent
 APP_PORTS = (("PORT", 8000), ("SANDBOX_PORT", 8090))
+SHUTDOWN_GRACE_SECONDS = 20
 
 
 def migrate(env: dict[str, str]) -> None:
@@ -50,6 +52,7 @@ def run(_: argparse.Namespace) -> int:
     try:
         env = stack.up(test=False)
         migrate(env)
+        subprocess.run([sys.executable, "-m", "devstack.demo"], env=env, check=True)
         return _supervise(env)
     finally:
         stack.down()
@@ -58,6 +61,9 @@ def run(_: argparse.Namespace) -> int:
 def _supervise(env: dict[str, str]) -> int:
     """Run every Procfile process under honcho until Ctrl-C, which stops them all."""
     procfile = parse_procfile((PROJECT_ROOT / "Procfile").read_text())
+    # Dramatiq finishes in-flight jobs on SIGTERM, which takes longer than honcho's default 5 s
+    # before SIGKILL; honcho reads this module constant and offers no option for it.
+    honcho.manager.KILL_WAIT = SHUTDOWN_GRACE_SECONDS
     manager = Manager(Printer(sys.stdout))
     for name, command_line in procfile.processes.items():
         manager.add_process(name, command_line, env=env, cwd=str(PROJECT_ROOT))
@@ -85,8 +91,7 @@ def _announce_when_ready(env: dict[str, str]) -> None:
         f"    API docs        {api}/schema\n"
         f"    OpenAPI JSON    {api}/schema/openapi.json\n"
         f"    Health          {api}/health/ready\n"
-        f"    Ops dashboard   {api}/ops\n"
-        f"    RuStore sandbox {sandbox}/docs\n"
+        f"    RuStore sandbox {sandbox}  (control API: docs/sandbox.md)\n"
         f"    Database        {env['DATABASE_URL']}\n"
         f"    Redis           {env['REDIS_URL']}\n"
         "  Press Ctrl-C to stop everything.\n",

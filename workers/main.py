@@ -1,6 +1,9 @@
-"""What `dramatiq workers.main` loads: the broker, then every actor module."""
+"""What Dramatiq's worker processes load: the broker, then every actor module."""
 
 from workers import diagnostics, purchases
 from workers.broker import broker
+from workers.signals import tolerate_duplicate_stop_signal
+
+tolerate_duplicate_stop_signal()
 
 __all__ = ["broker", "diagnostics", "purchases"]

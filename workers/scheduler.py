@@ -17,12 +17,20 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecution
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from dramatiq.brokers.redis import RedisBroker
 
-from core.db import get_sessionmaker, utcnow
+from core.db import create_engine, create_sessionmaker, utcnow
 from core.diagnostics import service as diagnostics
 from core.idempotency import service as idempotency
 from core.logging import configure_logging
+from core.notifications import service as notifications
 from core.purchases import sweeps
-from core.queue import DIAGNOSTICS_PING, PURCHASE_VERIFY, Job, create_broker, send
+from core.queue import (
+    DIAGNOSTICS_PING,
+    NOTIFICATION_PROCESS,
+    PURCHASE_VERIFY,
+    Job,
+    create_broker,
+    send,
+)
 from core.settings import Settings, load_settings_or_exit
 
 log = structlog.get_logger(__name__)
@@ -36,7 +44,7 @@ class Jobs:
     def __init__(self, settings: Settings, broker: RedisBroker) -> None:
         self.settings = settings
         self.broker = broker
-        self.sessions = get_sessionmaker()
+        self.sessions = create_sessionmaker(create_engine(settings))
 
     async def diagnostics_ping(self) -> None:
         async with self.sessions() as session:
@@ -60,6 +68,13 @@ class Jobs:
             await session.commit()
         self._send_all(PURCHASE_VERIFY, ids, "purchases.held_watch")
 
+    async def notifications_sweep(self) -> None:
+        """Send stored RuStore notifications whose job never reached the queue or went quiet."""
+        async with self.sessions() as session:
+            ids = await notifications.claim_unsent(session)
+            await session.commit()
+        self._send_all(NOTIFICATION_PROCESS, ids, "notifications.sweep")
+
     async def idempotency_prune(self) -> None:
         async with self.sessions() as session:
             pruned = await idempotency.prune_expired(session)
@@ -82,6 +97,7 @@ def build_scheduler(settings: Settings) -> AsyncIOScheduler:
         "diagnostics.ping": (jobs.diagnostics_ping, settings.diagnostics_ping_interval),
         "purchases.sweep": (jobs.purchases_sweep, settings.purchase_sweep_interval),
         "purchases.held_watch": (jobs.held_payments_watch, 300),
+        "notifications.sweep": (jobs.notifications_sweep, settings.purchase_sweep_interval),
         "idempotency.prune": (jobs.idempotency_prune, 3600),
     }
     for job_id, (function, seconds) in intervals.items():

@@ -10,7 +10,11 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from api.accounts.authentication import BEARER_SECURITY
+from api.accounts.guards import requires_role
 from api.diagnostics.schemas import PingIn, PingOut
+from api.errors import problem_responses
+from core.accounts.models import Role
 from core.diagnostics import service
 from core.queue import DIAGNOSTICS_PING, send
 
@@ -20,8 +24,15 @@ log = structlog.get_logger(__name__)
 class DiagnosticsController(Controller):
     path = "/api/diagnostics"
     tags = ["diagnostics"]
+    security = BEARER_SECURITY
 
-    @post("/pings", status_code=HTTP_202_ACCEPTED, summary="Send a ping through the job pipeline")
+    @post(
+        "/pings",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Send a ping through the job pipeline",
+        guards=[requires_role(Role.ADMIN)],
+        responses=problem_responses(400, 401, 403, 429),
+    )
     async def create_ping(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -36,7 +47,12 @@ class DiagnosticsController(Controller):
         out = PingOut.from_model(ping)
         return Response(out, status_code=HTTP_202_ACCEPTED, headers={"Location": out.status_url})
 
-    @get("/pings/{ping_id:uuid}", summary="Where a ping got to")
+    @get(
+        "/pings/{ping_id:uuid}",
+        summary="Where a ping got to",
+        guards=[requires_role(Role.SUPPORT, Role.ADMIN)],
+        responses=problem_responses(401, 403, 404, 429),
+    )
     async def get_ping(
         self, db_session: NamedDependency[AsyncSession], ping_id: FromPath[uuid.UUID]
     ) -> PingOut:

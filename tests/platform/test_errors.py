@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 import httpx
 import pytest
 from litestar import get
 
+from api.accounts.authentication import PUBLIC
 from api.app import create_app
 from api.request_context import RequestContext
 from core.errors import ConflictError
 from core.settings import Settings
-from tests.fixtures.platform import serve
-
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "code", "instance", "requestId"}
-
-
-def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    assert body.keys() >= PROBLEM_FIELDS
-    assert body["status"] == status
-    assert body["code"] == code
-    assert body["type"] == f"urn:kopilka:problem:{code}"
-    assert body["instance"] == response.request.url.path
-    assert body["requestId"] == response.headers["x-request-id"]
-    return body
+from tests.fixtures.accounts import Account
+from tests.fixtures.platform import assert_problem, serve
 
 
 async def test_unknown_route_is_a_404_problem(client: httpx.AsyncClient) -> None:
@@ -49,26 +35,33 @@ async def test_wrong_method_is_a_405_problem(client: httpx.AsyncClient) -> None:
     ],
 )
 async def test_malformed_body_is_a_400_problem_naming_the_field(
-    client: httpx.AsyncClient, body: bytes, code: str, hint: str
+    client: httpx.AsyncClient, admin_account: Account, body: bytes, code: str, hint: str
 ) -> None:
     response = await client.post(
-        "/api/diagnostics/pings", content=body, headers={"content-type": "application/json"}
+        "/api/diagnostics/pings",
+        content=body,
+        headers={**admin_account.headers, "content-type": "application/json"},
     )
     problem = assert_problem(response, 400, code)
     assert hint in problem["detail"]
 
 
-async def test_unknown_id_is_a_404_problem(client: httpx.AsyncClient) -> None:
-    response = await client.get("/api/diagnostics/pings/00000000-0000-4000-8000-000000000000")
+async def test_unknown_id_is_a_404_problem(
+    client: httpx.AsyncClient, admin_account: Account
+) -> None:
+    response = await client.get(
+        "/api/diagnostics/pings/00000000-0000-4000-8000-000000000000",
+        headers=admin_account.headers,
+    )
     assert_problem(response, 404, "not_found")
 
 
-@get("/boom", sync_to_thread=False)
+@get("/boom", sync_to_thread=False, opt=PUBLIC)
 def boom() -> None:
     raise RuntimeError("secret internals")
 
 
-@get("/conflict", sync_to_thread=False)
+@get("/conflict", sync_to_thread=False, opt=PUBLIC)
 def conflict() -> None:
     raise ConflictError("Already there", code="already_there", existingId="abc")
 

@@ -7,6 +7,7 @@ import asyncio
 import httpx
 import pytest
 
+from tests.fixtures.accounts import Account
 from tests.fixtures.processes import ProcessRunner
 
 
@@ -30,20 +31,22 @@ async def test_unsafe_request_id_is_replaced(client: httpx.AsyncClient, bad: str
 
 
 async def test_request_id_reaches_the_logs_of_the_job_it_enqueued(
-    client: httpx.AsyncClient, processes: ProcessRunner
+    client: httpx.AsyncClient, processes: ProcessRunner, admin_account: Account
 ) -> None:
     worker = processes.worker(threads=2)
     request_id = "trace-to-worker-1"
 
     response = await client.post(
-        "/api/diagnostics/pings", json={"note": "request id"}, headers={"X-Request-ID": request_id}
+        "/api/diagnostics/pings",
+        json={"note": "request id"},
+        headers={**admin_account.headers, "X-Request-ID": request_id},
     )
     assert response.status_code == 202
     ping = response.json()
     assert ping["requestId"] == request_id
 
     for _ in range(150):
-        ping = (await client.get(ping["statusUrl"])).json()
+        ping = (await client.get(ping["statusUrl"], headers=admin_account.headers)).json()
         if ping["status"] == "processed":
             break
         await asyncio.sleep(0.1)
