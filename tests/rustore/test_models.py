@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -34,8 +33,9 @@ from core.rustore.webhook import (
     TestEventNotification,
     parse_notification,
 )
+from tests.fixtures.sandbox import RUSTORE_EXAMPLES
 
-EXAMPLES = Path("/work/shared/rustore-examples")
+EXAMPLES = RUSTORE_EXAMPLES
 
 
 def example(name: str) -> bytes:

@@ -21,15 +21,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from tests.fixtures.sandbox import SandboxHandle
+from tests.fixtures.sandbox import RUSTORE_EXAMPLES, SandboxHandle
 
 MSK = timezone(timedelta(hours=3))
-EXAMPLES = "/work/shared/rustore-examples"
 
 
 def example(name: str) -> Any:
-    with open(f"{EXAMPLES}/{name}", encoding="utf-8") as file:
-        return json.load(file)
+    return json.loads((RUSTORE_EXAMPLES / name).read_text(encoding="utf-8"))
 
 
 def sandbox_now(handle: SandboxHandle) -> datetime:
