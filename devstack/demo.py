@@ -1,4 +1,5 @@
-"""`python -m devstack.demo`: the demo accounts `make run` creates, so the API can be tried at once.
+"""`python -m devstack.demo`: the demo accounts and catalogue `make run` creates, so the API can be
+tried at once against the RuStore sandbox (which accepts any product code).
 
     admin  admin@kopilka.example  demo-admin-password   (roles: admin)
     user   user@kopilka.example   demo-user-password    (roles: user)
@@ -15,8 +16,21 @@ import sys
 from core.accounts import service
 from core.accounts.models import Role
 from core.accounts.repository import UserRepository
+from core.catalogue.models import Product, ProductType
+from core.catalogue.repository import ProductRepository
 from core.db import create_engine, create_sessionmaker
 from core.settings import Settings, load_settings_or_exit
+
+DEMO_PRODUCTS = (
+    Product(product_id="coins_100", type=ProductType.CONSUMABLE, title="100 coins", points=100,
+            price_kopecks=9_900),
+    Product(product_id="coins_500", type=ProductType.CONSUMABLE, title="500 coins", points=500,
+            price_kopecks=39_900),
+    Product(product_id="no_ads", type=ProductType.NON_CONSUMABLE, title="No ads forever",
+            points=0, price_kopecks=29_900),
+    Product(product_id="premium_monthly", type=ProductType.SUBSCRIPTION, title="Premium, monthly",
+            points=0, price_kopecks=19_900),
+)  # fmt: skip
 
 DEMO_ACCOUNTS = (
     ("admin@kopilka.example", "demo-admin-password", Role.ADMIN),
@@ -42,6 +56,21 @@ async def ensure_demo_accounts(settings: Settings) -> list[str]:
     return lines
 
 
+async def ensure_demo_catalogue(settings: Settings) -> list[str]:
+    """Add the demo products that are missing; existing ones are left as an admin changed them."""
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            products = ProductRepository(session)
+            for product in DEMO_PRODUCTS:
+                if await products.by_product_id(product.product_id) is None:
+                    await products.add(product)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    return [f"    {p.product_id:<16} {p.type:<15} {p.points:>4} points" for p in DEMO_PRODUCTS]
+
+
 def main() -> int:
     settings = load_settings_or_exit()
     if settings.environment == "production":
@@ -49,6 +78,8 @@ def main() -> int:
         return 1
     lines = asyncio.run(ensure_demo_accounts(settings))
     print("  Demo accounts (POST /api/auth/login):", *lines, sep="\n", flush=True)
+    products = asyncio.run(ensure_demo_catalogue(settings))
+    print("  Demo catalogue (GET /api/products):", *products, sep="\n", flush=True)
     return 0
 
 
