@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.accounts",
     "tests.fixtures.purchases",
     "tests.fixtures.points",
+    "tests.fixtures.webhooks",
 ]
