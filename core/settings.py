@@ -50,8 +50,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     redis_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     diagnostics_ping_interval: Annotated[int, msgspec.Meta(ge=1)] = 60
     purchase_sweep_interval: Annotated[int, msgspec.Meta(ge=1)] = 30
+    notification_sweep_interval: Annotated[int, msgspec.Meta(ge=1)] = 30
     purchase_stale_seconds: Annotated[int, msgspec.Meta(ge=1)] = 600
     held_payment_check_seconds: Annotated[int, msgspec.Meta(ge=1)] = 900
+    dunning_schedule_seconds: Annotated[str, msgspec.Meta(pattern=r"^[1-9]\d*(,[1-9]\d*)*$")] = (
+        "3600,21600,86400,259200,604800"
+    )
+    dunning_max_checks: Annotated[int, msgspec.Meta(ge=0)] = 10
 
     # Accounts and access
     jwt_issuer: Annotated[str, msgspec.Meta(min_length=1)] = "kopilka"

@@ -97,7 +97,7 @@ def build_scheduler(settings: Settings) -> AsyncIOScheduler:
         "diagnostics.ping": (jobs.diagnostics_ping, settings.diagnostics_ping_interval),
         "purchases.sweep": (jobs.purchases_sweep, settings.purchase_sweep_interval),
         "purchases.held_watch": (jobs.held_payments_watch, 300),
-        "notifications.sweep": (jobs.notifications_sweep, settings.purchase_sweep_interval),
+        "notifications.sweep": (jobs.notifications_sweep, settings.notification_sweep_interval),
         "idempotency.prune": (jobs.idempotency_prune, 3600),
     }
     for job_id, (function, seconds) in intervals.items():
