@@ -4,7 +4,9 @@ Dramatiq runs coroutine actors on its own event-loop thread, where the context v
 worker thread (the current message) are not visible. The wrapper reads the message on the worker
 thread and, around the coroutine, binds its request id, message id and actor name for the logs
 and publishes the attempt number, so every log line a job writes names the request that caused
-it and a job can tell its last attempt from the others.
+it and a job can tell its last attempt from the others. A message's own `max_retries` option wins
+over the actor's, as it does in Dramatiq's Retries middleware; otherwise a job would never see the
+attempt Dramatiq treats as its last.
 """
 
 from __future__ import annotations
@@ -43,15 +45,17 @@ def current_attempt() -> Attempt:
 
 
 def job_actor(job: Job, **options: Any) -> Callable[[AsyncJob], dramatiq.Actor[..., None]]:
-    max_retries = int(options.get("max_retries", DEFAULT_MAX_RETRIES))
+    actor_max_retries = int(options.get("max_retries", DEFAULT_MAX_RETRIES))
 
     def decorate(fn: AsyncJob) -> dramatiq.Actor[..., None]:
         def run(*args: Any) -> None:
             message = CurrentMessage.get_current_message()
             context: dict[str, Any] = {"actor": job.actor}
             retries = 0
+            max_retries = actor_max_retries
             if message is not None:
                 retries = int(message.options.get("retries", 0))
+                max_retries = int(message.options.get("max_retries", actor_max_retries))
                 context["message_id"] = message.message_id
                 context["request_id"] = message.options.get(REQUEST_ID_OPTION)
                 context["retries"] = retries

@@ -30,6 +30,7 @@ from core.purchases.repository import PurchaseRepository
 from core.rustore import (
     InvoicePayment,
     InvoiceStatus,
+    RuStoreAuthError,
     RuStoreClient,
     RuStoreError,
     RuStoreNotFound,
@@ -40,6 +41,7 @@ log = structlog.get_logger(__name__)
 
 NOT_FOUND_ATTEMPTS = 3
 """RuStore may not list a brand-new invoice at once; after this many tries the id is bogus."""
+FORBIDDEN = 403
 
 REFUSED = {
     InvoiceStatus.REJECTED: "RuStore rejected the payment",
@@ -77,19 +79,25 @@ class PurchaseVerifier:
         if purchase is None:
             log.info("purchase.verify.skipped", purchase_id=str(purchase_id), reason="final")
             return
+        # One line per delivery that does work: the timeline, and the proof in tests that a
+        # redelivery resumed rather than repeated.
+        log.info("purchase.verify.attempt", purchase_id=str(purchase_id), attempt=purchase.attempts)
         try:
             await self._advance(purchase)
         except (RetryLater, RuStoreError) as exc:
-            if isinstance(exc, RuStoreNotFound) and purchase.attempts >= NOT_FOUND_ATTEMPTS:
-                await self._finish(
-                    purchase, PurchaseState.REJECTED, "RuStore does not know this invoice"
-                )
-            elif last_attempt or (
-                isinstance(exc, RuStorePermanentError) and not isinstance(exc, RuStoreNotFound)
-            ):
-                await self._finish(purchase, PurchaseState.FAILED, _reason(exc))
-            else:
-                raise RetryLater(_reason(exc)) from exc
+            await self._retry_or_finish(purchase, exc, last_attempt=last_attempt)
+
+    async def _retry_or_finish(
+        self, purchase: Purchase, exc: RetryLater | RuStoreError, *, last_attempt: bool
+    ) -> None:
+        """Finish the purchase when trying again cannot change the answer; else `RetryLater`."""
+        unreadable = _unreadable_reason(exc)
+        if unreadable is not None and purchase.attempts >= NOT_FOUND_ATTEMPTS:
+            await self._finish(purchase, PurchaseState.REJECTED, unreadable)
+        elif last_attempt or (isinstance(exc, RuStorePermanentError) and unreadable is None):
+            await self._finish(purchase, PurchaseState.FAILED, _reason(exc))
+        else:
+            raise RetryLater(_reason(exc)) from exc
 
     async def _start(self, purchase_id: uuid.UUID) -> Purchase | None:
         async with self.sessions() as session:
@@ -233,6 +241,21 @@ class PurchaseVerifier:
         log.info(
             "purchase.finished", purchase_id=str(purchase.id), state=state.value, reason=reason
         )
+
+
+def _unreadable_reason(exc: BaseException) -> str | None:
+    """Why RuStore will not show us the invoice, when that is how it answered; else None.
+
+    Both answers may be a brand-new invoice RuStore has not indexed yet, so they are retried a few
+    times first. A 403 after a fresh token (the client re-authenticates once on 403) is how RuStore
+    refuses an object of another app; a key that lost access to our own app answers the same, so
+    the reason names both for whoever reads it on the dashboard.
+    """
+    if isinstance(exc, RuStoreNotFound):
+        return "RuStore does not know this invoice"
+    if isinstance(exc, RuStoreAuthError) and exc.status == FORBIDDEN:
+        return "RuStore refuses access to this invoice: another app's, or our key cannot read it"
+    return None
 
 
 def _reason(exc: BaseException) -> str:

@@ -1,0 +1,121 @@
+"""The database locked, saturated or gone (reliability scenario 15): the api answers 503
+`service_unavailable` fast instead of queueing requests, writes nothing partial, and serves again
+by itself once the database is back."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import httpx
+import msgspec
+from litestar import Litestar
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.app import create_app
+from api.request_context import RequestContext
+from core.db import create_sessionmaker, utcnow
+from core.points import service as points
+from core.points.models import EntrySource
+from core.points.repository import PointsRepository
+from core.settings import Settings
+from tests.fixtures.accounts import Account
+from tests.fixtures.platform import serve
+from tests.fixtures.purchases import Records, TcpProxy
+
+FAST_SECONDS = 3.5
+"""Lock waits end at the 2 s lock_timeout; pool and connect waits at the pool timeout below."""
+POOL_TIMEOUT = 0.5
+GRANT = 50
+
+
+def _assert_unavailable(response: httpx.Response, elapsed: float) -> None:
+    assert response.status_code == 503, response.text
+    assert response.json()["code"] == "service_unavailable"
+    assert response.headers["Retry-After"] == "1"
+    assert elapsed < FAST_SECONDS
+
+
+async def _timed(call: Awaitable[httpx.Response]) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = await call
+    return response, time.monotonic() - started
+
+
+@asynccontextmanager
+async def _own_api(settings: Settings, **overrides: object) -> AsyncIterator[tuple[Litestar, str]]:
+    """An api instance with its own database settings, served over HTTP."""
+    app = create_app(msgspec.structs.replace(settings, **overrides))
+    async with serve(RequestContext(app)) as url:
+        yield app, url
+
+
+async def _spend(client: httpx.AsyncClient, account: Account, amount: int) -> httpx.Response:
+    headers = {**account.headers, "Idempotency-Key": uuid.uuid4().hex}
+    return await client.post(
+        "/api/points/spend", json={"amount": amount, "reason": "a hat"}, headers=headers
+    )
+
+
+async def test_spend_on_a_locked_points_row_is_503_fast_and_then_succeeds(
+    client: httpx.AsyncClient, user_account: Account, engine: AsyncEngine, records: Records
+) -> None:
+    user_id = uuid.UUID(user_account.user_id)
+    async with create_sessionmaker(engine)() as session:
+        await points.credit(session, user_id, GRANT, source=EntrySource.ADMIN, source_id="seed")
+        await session.commit()
+
+    async with create_sessionmaker(engine)() as holder:
+        await PointsRepository(holder).lock_account(user_id, utcnow())
+        response, elapsed = await _timed(_spend(client, user_account, 10))
+        await holder.rollback()
+
+    _assert_unavailable(response, elapsed)
+    assert len(await records.ledger_of_user(user_account.user_id)) == 1  # nothing partial
+    recovered = await _spend(client, user_account, 10)
+    assert recovered.status_code == 200, recovered.text
+    assert recovered.json()["balance"] == GRANT - 10
+
+
+async def test_exhausted_pool_is_503_fast_and_recovers(
+    settings: Settings, user_account: Account
+) -> None:
+    async with (
+        _own_api(settings, database_pool_size=1, database_pool_timeout=POOL_TIMEOUT) as (app, url),
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        engine: AsyncEngine = app.state.engine
+        held = [await engine.connect() for _ in range(2)]  # pool_size + max_overflow
+        response, elapsed = await _timed(client.get("/api/payments", headers=user_account.headers))
+        for connection in held:
+            await connection.close()
+
+        _assert_unavailable(response, elapsed)
+        recovered = await client.get("/api/payments", headers=user_account.headers)
+        assert recovered.status_code == 200, recovered.text
+
+
+async def test_unreachable_database_is_503_fast_and_recovers(
+    settings: Settings, user_account: Account
+) -> None:
+    database = urlsplit(settings.database_url)
+    proxy = TcpProxy(database.port or 5432)
+    await proxy.restore()
+    proxied = database._replace(netloc=f"{database.username}@127.0.0.1:{proxy.port}").geturl()
+    async with (
+        _own_api(settings, database_url=proxied, database_pool_timeout=POOL_TIMEOUT) as (_, url),
+        httpx.AsyncClient(base_url=url, timeout=10) as client,
+    ):
+        before = await client.get("/api/payments", headers=user_account.headers)
+        await proxy.cut()
+        response, elapsed = await _timed(client.get("/api/payments", headers=user_account.headers))
+        await proxy.restore()
+        recovered = await client.get("/api/payments", headers=user_account.headers)
+    await proxy.cut()
+
+    assert before.status_code == 200, before.text
+    _assert_unavailable(response, elapsed)
+    assert recovered.status_code == 200, recovered.text
