@@ -66,7 +66,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.database_pool_size,
         pool_timeout=settings.database_pool_timeout,
         pool_pre_ping=True,
-        connect_args={"timeout": settings.database_pool_timeout},
+        connect_args={
+            "timeout": settings.database_pool_timeout,
+            # A row another transaction holds longer than this fails the statement (503) instead
+            # of stalling a request or a job behind it.
+            "server_settings": {"lock_timeout": f"{settings.database_lock_timeout * 1000:.0f}"},
+        },
     )
 
 

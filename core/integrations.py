@@ -13,6 +13,7 @@ def rustore_config(settings: Settings) -> RuStoreConfig:
         app_id=settings.rustore_app_id,
         package_name=settings.rustore_package_name,
         api_url=settings.rustore_api_url,
+        read_timeout=settings.rustore_timeout,
     )
 
 

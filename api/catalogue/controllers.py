@@ -16,7 +16,6 @@ from api.catalogue.schemas import ProductIn, ProductOut, ProductPatch
 from api.errors import problem_responses
 from core.accounts.models import Role
 from core.catalogue import service as catalogue
-from core.catalogue.models import Product
 
 CACHE_SECONDS = 60
 
@@ -53,7 +52,7 @@ class CatalogueAdminController(Controller):
     async def create_product(
         self, db_session: NamedDependency[AsyncSession], data: JSONBody[ProductIn]
     ) -> ProductOut:
-        product = await catalogue.create(db_session, Product(**msgspec.structs.asdict(data)))
+        product = await catalogue.create(db_session, msgspec.structs.asdict(data))
         await db_session.commit()
         return ProductOut.from_model(product)
 

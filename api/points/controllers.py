@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import re
 import uuid
-from typing import Any
+from typing import Annotated, Any, Protocol
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.authentication import BEARER_SECURITY
@@ -13,13 +14,15 @@ from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
 from api.idempotency import run_idempotent
 from api.points.schemas import AdjustIn, BalanceOut, HistoryPage, LedgerEntryOut, SpendIn
-from api.purchases.schemas import PageLimit
-from core.accounts import service as accounts
 from core.accounts.models import Role
 from core.accounts.tokens import AccessClaims
 from core.errors import InvalidRequestError
 from core.points import service as points
-from core.points.models import EntryKind, EntrySource
+
+HISTORY_CURSOR = re.compile(r"[0-9]{1,19}")
+MAX_ENTRY_ID = 2**63 - 1  # ledger ids are bigint
+# Bounds given to litestar itself: a msgspec.Meta inside FromQuery[...] is silently dropped.
+HistoryLimit = Annotated[int, QueryParameter(ge=1, le=100)]
 
 
 class PointsController(Controller):
@@ -47,7 +50,7 @@ class PointsController(Controller):
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[AccessClaims],
         cursor: FromQuery[str | None] = None,
-        limit: FromQuery[PageLimit] = 20,
+        limit: HistoryLimit = 20,
     ) -> HistoryPage:
         entries = await points.history(db_session, principal.user_id, _before(cursor), limit)
         next_cursor = str(entries[-1].id) if len(entries) == limit else None
@@ -99,7 +102,7 @@ class PointsAdminController(Controller):
         user_id: FromPath[uuid.UUID],
         data: JSONBody[AdjustIn],
     ) -> Response[bytes]:
-        return await _adjust(request, db_session, principal, user_id, data, grant=True)
+        return await _adjust(request, db_session, principal, user_id, data, points.grant)
 
     @post("/clawback", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 429))
     async def clawback(
@@ -110,7 +113,15 @@ class PointsAdminController(Controller):
         user_id: FromPath[uuid.UUID],
         data: JSONBody[AdjustIn],
     ) -> Response[bytes]:
-        return await _adjust(request, db_session, principal, user_id, data, grant=False)
+        return await _adjust(request, db_session, principal, user_id, data, points.take_back)
+
+
+class Adjustment(Protocol):
+    """`points.grant` or `points.take_back`."""
+
+    async def __call__(
+        self, session: AsyncSession, user_id: uuid.UUID, amount: int, *, reason: str
+    ) -> points.Change: ...
 
 
 async def _adjust(
@@ -119,24 +130,12 @@ async def _adjust(
     principal: AccessClaims,
     user_id: uuid.UUID,
     data: AdjustIn,
-    *,
-    grant: bool,
+    operation: Adjustment,
 ) -> Response[bytes]:
     """An admin grant or clawback, idempotent under the admin's Idempotency-Key."""
 
     async def work() -> tuple[int, BalanceOut]:
-        await accounts.get_user(session, user_id)
-        source_id = uuid.uuid4().hex
-        if grant:
-            change = await points.credit(
-                session, user_id, data.amount, source=EntrySource.ADMIN, source_id=source_id,
-                kind=EntryKind.GRANT, reason=data.reason,
-            )  # fmt: skip
-        else:
-            change = await points.claw_back(
-                session, user_id, data.amount, source=EntrySource.ADMIN, source_id=source_id,
-                reason=data.reason,
-            )  # fmt: skip
+        change = await operation(session, user_id, data.amount, reason=data.reason)
         return 200, BalanceOut(change.balance, change.debt)
 
     outcome = await run_idempotent(request, session, principal.user_id, data, work)
@@ -144,8 +143,9 @@ async def _adjust(
 
 
 def _before(cursor: str | None) -> int | None:
+    """The entry id a history cursor carries; anything else is a 400, never a database error."""
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    if not HISTORY_CURSOR.fullmatch(cursor) or int(cursor) > MAX_ENTRY_ID:
         raise InvalidRequestError("cursor: not a cursor this api returned", code="invalid_cursor")
     return int(cursor)

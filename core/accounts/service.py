@@ -26,6 +26,7 @@ from core.db import utcnow
 from core.errors import ConflictError, ForbiddenError, InvalidRequestError, UnauthorizedError
 from core.points import service as points
 from core.settings import Settings
+from core.subscriptions import service as subscriptions
 
 log = structlog.get_logger(__name__)
 
@@ -141,6 +142,13 @@ async def points_balance(session: AsyncSession, user_id: uuid.UUID) -> int:
     """The spendable balance the ledger holds (a debt is shown by the points api, not here)."""
     balance, _debt = await points.standing(session, user_id)
     return balance
+
+
+async def subscription_summary(
+    session: AsyncSession, user_id: uuid.UUID
+) -> subscriptions.Current | None:
+    """The subscription the profile shows: the best one giving access, else the latest."""
+    return await subscriptions.summary(session, user_id)
 
 
 async def update_user(

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalogue.models import Product
@@ -19,6 +22,17 @@ class ProductRepository:
         if not include_inactive:
             query = query.where(Product.active.is_(True))
         return list((await self.session.execute(query)).scalars())
+
+    async def insert_new(self, values: Mapping[str, object]) -> Product | None:
+        """Insert unless the product id exists; None when it does, even if a concurrent
+        transaction inserted it first (the insert waits for that one to commit or roll back)."""
+        statement = (
+            insert(Product)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=[Product.product_id])
+            .returning(Product)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def add(self, product: Product) -> Product:
         self.session.add(product)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,10 +32,12 @@ async def listing(session: AsyncSession, *, include_inactive: bool = False) -> l
     return await ProductRepository(session).listing(include_inactive=include_inactive)
 
 
-async def create(session: AsyncSession, product: Product) -> Product:
-    if await ProductRepository(session).by_product_id(product.product_id):
-        raise ConflictError(f"Product {product.product_id!r} exists", code="product_exists")
-    return await ProductRepository(session).add(product)
+async def create(session: AsyncSession, fields: Mapping[str, object]) -> Product:
+    """A new product; 409 when its product id is taken."""
+    product = await ProductRepository(session).insert_new(fields)
+    if product is None:
+        raise ConflictError(f"Product {fields['product_id']!r} exists", code="product_exists")
+    return product
 
 
 async def update(session: AsyncSession, product_id: str, changes: dict[str, object]) -> Product:

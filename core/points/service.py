@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.accounts.repository import UserRepository
 from core.db import utcnow
-from core.errors import ConflictError, InvalidRequestError
+from core.errors import ConflictError, InvalidRequestError, NotFoundError
 from core.points.models import EntryKind, EntrySource, LedgerEntry, PointsAccount
 from core.points.repository import PointsRepository
 
@@ -108,6 +109,26 @@ async def claw_back(
     return Change((entry,), account.balance, account.debt)
 
 
+async def grant(session: AsyncSession, user_id: uuid.UUID, amount: int, *, reason: str) -> Change:
+    """An admin's gift; each call is a new entry (the api's Idempotency-Key guards repeats)."""
+    await _require_user(session, user_id)
+    return await credit(
+        session, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
+        kind=EntryKind.GRANT, reason=reason,
+    )  # fmt: skip
+
+
+async def take_back(
+    session: AsyncSession, user_id: uuid.UUID, amount: int, *, reason: str
+) -> Change:
+    """An admin's correction, under the same debt policy as a refund."""
+    await _require_user(session, user_id)
+    return await claw_back(
+        session, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
+        reason=reason,
+    )  # fmt: skip
+
+
 async def standing(session: AsyncSession, user_id: uuid.UUID) -> tuple[int, int]:
     """(balance, debt); a user who never had points has (0, 0)."""
     account = await PointsRepository(session).account(user_id)
@@ -144,6 +165,12 @@ async def _append(
             created_at=now,
         )
     )
+
+
+async def _require_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """A 404 for an unknown user, rather than the foreign-key violation an insert would raise."""
+    if await UserRepository(session).get(user_id) is None:
+        raise NotFoundError(f"No user {user_id}")
 
 
 def _require_positive(amount: int) -> None:

@@ -14,7 +14,7 @@ from core.catalogue.models import ProductType
 from core.db import utcnow
 from core.errors import ConflictError
 from core.logging import current_request_id
-from core.purchases.models import Purchase, PurchaseIntent, PurchaseState
+from core.purchases.models import OPEN_STATES, Purchase, PurchaseIntent, PurchaseState
 from core.purchases.repository import PurchaseRepository, UserIntents, UserPurchases
 
 ONE_TIME_TYPES = (ProductType.CONSUMABLE, ProductType.NON_CONSUMABLE)
@@ -77,12 +77,32 @@ async def submit(
     existing = await repository.by_rustore_ids(
         submission.invoice_id, submission.rustore_purchase_id
     )
-    if existing is None or existing.user_id != user_id:
+    if existing is not None and existing.user_id != user_id:
+        existing = await _take_over(session, user_id, submission, existing)
+    if existing is None:
         raise ConflictError(
             "This RuStore purchase was already submitted from another account",
             code="purchase_already_submitted",
         )
     return existing, False
+
+
+async def _take_over(
+    session: AsyncSession, user_id: uuid.UUID, submission: Submission, existing: Purchase
+) -> Purchase | None:
+    """Move a not-yet-verified purchase to the submitter whose own intent it names.
+
+    Another account may report a purchase first (a shared device, or on purpose). If the
+    submitter's report carries the order id of its own intent for this product, it is the likely
+    owner, and the purchase moves to it while still open. This decides nothing about money:
+    verification credits whoever RuStore's developer payload names, so a wrong move is undone.
+    """
+    if submission.order_id is None:
+        return None
+    intent = await UserIntents(session, user_id).find(submission.order_id)
+    if intent is None or intent.product_id != existing.product_id:
+        return None
+    return await PurchaseRepository(session).transition(existing.id, OPEN_STATES, user_id=user_id)
 
 
 async def mark_not_enqueued(session: AsyncSession, purchase_id: uuid.UUID) -> None:

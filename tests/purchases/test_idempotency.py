@@ -216,3 +216,25 @@ async def test_points_go_to_the_payer_when_someone_else_submits_first(
     assert payer_view.status_code == 202
     assert payer_view.json()["id"] == str(final.id)
     assert payer_view.json()["status"] == "completed"
+
+
+async def test_the_payer_takes_over_a_purchase_another_account_reported_first(
+    shop: Shop, user_account: Account, make_account: MakeAccount, records: Records
+) -> None:
+    intruder = await make_account()
+    created = await shop.pay_in_rustore(user_account, "coins_100", paid=False)
+    submitted = await shop.report_created(intruder, created)
+    assert submitted.status_code == 202
+
+    payer_view = await shop.report_created(user_account, created)
+
+    assert payer_view.status_code == 202
+    assert payer_view.json()["id"] == submitted.json()["id"]
+    gone = await shop.client.get(submitted.json()["statusUrl"], headers=intruder.headers)
+    assert gone.status_code == 404
+    shop.sandbox.control.pay(created["invoiceId"])
+    final = await records.wait_final(submitted.json()["id"])
+    assert final.state == "credited"
+    assert str(final.user_id) == user_account.user_id
+    assert await shop.balance(user_account) == POINTS["coins_100"]
+    assert await records.ledger_of_user(intruder.user_id) == []
