@@ -40,6 +40,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
 
     rustore_sandbox_webhook_key: str = ""
     rustore_api_url: Url = "https://public-api.rustore.ru"
+    rustore_timeout: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     port: Port = 8000
     host: str = "127.0.0.1"
     web_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 1
@@ -47,6 +48,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     log_level: str = "INFO"
     database_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 10
     database_pool_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    database_lock_timeout: Annotated[float, msgspec.Meta(gt=0)] = 3.0
     redis_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     diagnostics_ping_interval: Annotated[int, msgspec.Meta(ge=1)] = 60
     purchase_sweep_interval: Annotated[int, msgspec.Meta(ge=1)] = 30
