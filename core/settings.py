@@ -48,7 +48,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     log_level: str = "INFO"
     database_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 10
     database_pool_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
-    database_lock_timeout: Annotated[float, msgspec.Meta(gt=0)] = 3.0
+    database_lock_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     redis_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     diagnostics_ping_interval: Annotated[int, msgspec.Meta(ge=1)] = 60
     purchase_sweep_interval: Annotated[int, msgspec.Meta(ge=1)] = 30

@@ -2,17 +2,18 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any, Protocol
+from typing import Any, Protocol
 
 from litestar import Controller, Request, Response, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.accounts.authentication import BEARER_SECURITY
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
 from api.idempotency import run_idempotent
+from api.paging import PageLimit
 from api.points.schemas import AdjustIn, BalanceOut, HistoryPage, LedgerEntryOut, SpendIn
 from core.accounts.models import Role
 from core.accounts.tokens import AccessClaims
@@ -22,7 +23,6 @@ from core.points import service as points
 HISTORY_CURSOR = re.compile(r"[0-9]{1,19}")
 MAX_ENTRY_ID = 2**63 - 1  # ledger ids are bigint
 # Bounds given to litestar itself: a msgspec.Meta inside FromQuery[...] is silently dropped.
-HistoryLimit = Annotated[int, QueryParameter(ge=1, le=100)]
 
 
 class PointsController(Controller):
@@ -50,7 +50,7 @@ class PointsController(Controller):
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[AccessClaims],
         cursor: FromQuery[str | None] = None,
-        limit: HistoryLimit = 20,
+        limit: PageLimit = 20,
     ) -> HistoryPage:
         entries = await points.history(db_session, principal.user_id, _before(cursor), limit)
         next_cursor = str(entries[-1].id) if len(entries) == limit else None

@@ -21,7 +21,8 @@ from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
 from api.idempotency import run_idempotent
 from api.jobs import JobSender
-from api.purchases.schemas import IntentIn, IntentOut, PageLimit, PaymentOut, PaymentPage, VerifyIn
+from api.paging import PageLimit
+from api.purchases.schemas import IntentIn, IntentOut, PaymentOut, PaymentPage, VerifyIn
 from core.accounts.tokens import AccessClaims
 from core.catalogue.models import ProductType
 from core.errors import InvalidRequestError
@@ -135,7 +136,7 @@ class PurchasesController(Controller):
         db_session: NamedDependency[AsyncSession],
         principal: NamedDependency[AccessClaims],
         cursor: FromQuery[str | None] = None,
-        limit: FromQuery[PageLimit] = 20,
+        limit: PageLimit = 20,
     ) -> PaymentPage:
         purchases = await service.list_own(
             db_session, principal.user_id, _decode_cursor(cursor), limit

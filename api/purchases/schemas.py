@@ -14,7 +14,6 @@ RuStorePurchaseId = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")
 ]
 InvoiceId = Annotated[int, msgspec.Meta(gt=0, le=2**63 - 1)]
-PageLimit = Annotated[int, msgspec.Meta(ge=1, le=100)]
 
 
 class IntentIn(msgspec.Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):

@@ -16,7 +16,7 @@ from api.accounts.authentication import BEARER_SECURITY, PUBLIC
 from api.accounts.guards import requires_role
 from api.errors import problem_responses
 from api.jobs import JobSender
-from api.purchases.schemas import PageLimit
+from api.paging import PageLimit
 from api.webhooks.schemas import NotificationOut, NotificationPage, WebhookAck
 from core.accounts.models import Role
 from core.errors import NotFoundError
@@ -123,7 +123,7 @@ class NotificationsAdminController(Controller):
         db_session: NamedDependency[AsyncSession],
         status: FromQuery[NotificationStatus | None] = None,
         before: FromQuery[uuid.UUID | None] = None,
-        limit: FromQuery[PageLimit] = 50,
+        limit: PageLimit = 50,
     ) -> NotificationPage:
         rows = await service.journal(db_session, status, before, limit)
         next_before = rows[-1].id if len(rows) == limit else None

@@ -3,14 +3,12 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import delete, select, text, tuple_, update
+from sqlalchemy import delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.idempotency.models import IdempotencyRecord
-
-LOCK_TIMEOUT = "2s"
 
 
 class KeyBusy(Exception):
@@ -24,31 +22,28 @@ class IdempotencyRepository:
     async def claim(
         self, user_id: uuid.UUID, key: str, request_hash: str, now: dt.datetime, ttl: dt.timedelta
     ) -> IdempotencyRecord | None:
-        """Insert the key in this transaction; the existing record when it was already there.
+        """Insert the key in this transaction (taking over an expired one); the existing record
+        when it is already there.
 
         A concurrent request inserting the same key makes PostgreSQL wait for that transaction;
-        `lock_timeout` bounds the wait, after which the caller answers "in progress".
+        the connection's `lock_timeout` (DATABASE_LOCK_TIMEOUT) bounds the wait, after which the
+        caller answers "in progress".
         """
-        await self.session.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        await self.session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.user_id == user_id,
-                IdempotencyRecord.key == key,
-                IdempotencyRecord.expires_at < now,
-            )
-        )
+        fresh = {
+            "request_hash": request_hash,
+            "response_status": 0,
+            "response_body": b"",
+            "created_at": now,
+            "expires_at": now + ttl,
+        }
         statement = (
             insert(IdempotencyRecord)
-            .values(
-                user_id=user_id,
-                key=key,
-                request_hash=request_hash,
-                response_status=0,
-                response_body=b"",
-                created_at=now,
-                expires_at=now + ttl,
+            .values(user_id=user_id, key=key, **fresh)
+            .on_conflict_do_update(
+                index_elements=[IdempotencyRecord.user_id, IdempotencyRecord.key],
+                set_=fresh,
+                where=IdempotencyRecord.expires_at < now,
             )
-            .on_conflict_do_nothing()
             .returning(IdempotencyRecord.key)
         )
         try:

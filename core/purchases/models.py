@@ -63,7 +63,9 @@ class Purchase(UserOwned, Timestamps, Base):
             name="state_known",
         ),
         CheckConstraint("points_credited >= 0", name="points_credited_not_negative"),
-        Index("ix_purchases_user_id_created_at", "user_id", text("created_at DESC"), "id"),
+        Index(
+            "ix_purchases_user_id_created_at", "user_id", text("created_at DESC"), text("id DESC")
+        ),
         Index(
             "ix_purchases_open_updated_at",
             "updated_at",

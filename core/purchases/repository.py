@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from collections.abc import Collection
 
-from sqlalchemy import case, func, or_, select, update
+from sqlalchemy import case, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,13 +24,8 @@ class UserPurchases(OwnedRepository[Purchase]):
         """Newest first, keyset-paged on (created_at, id) to stay on one index at any depth."""
         query = self.owned()
         if before is not None:
-            created_at, purchase_id = before
-            query = query.where(
-                or_(
-                    Purchase.created_at < created_at,
-                    (Purchase.created_at == created_at) & (Purchase.id < purchase_id),
-                )
-            )
+            # A row comparison lets PostgreSQL seek the index rather than filter earlier rows.
+            query = query.where(tuple_(Purchase.created_at, Purchase.id) < tuple_(*before))
         query = query.order_by(Purchase.created_at.desc(), Purchase.id.desc()).limit(limit)
         return list((await self.session.execute(query)).scalars())
 

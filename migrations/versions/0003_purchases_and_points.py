@@ -216,7 +216,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_purchases_user_id_created_at",
         "purchases",
-        ["user_id", sa.literal_column("created_at DESC"), "id"],
+        ["user_id", sa.literal_column("created_at DESC"), sa.literal_column("id DESC")],
         unique=False,
     )
 

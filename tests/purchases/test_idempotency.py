@@ -14,6 +14,8 @@ from collections import Counter
 
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.fixtures.accounts import Account, MakeAccount
 from tests.fixtures.processes import Process
@@ -88,6 +90,30 @@ async def test_same_key_with_another_body_is_refused_and_writes_nothing(
     assert reused.status_code == 422
     assert _code(reused) == "idempotency_key_reused"
     assert await records.purchases_of_invoice(other["invoiceId"]) == []
+    assert await records.idempotency_keys(user_account.user_id) == 1
+
+
+async def test_an_expired_key_is_a_fresh_key(
+    shop: Shop, user_account: Account, records: Records, engine: AsyncEngine
+) -> None:
+    first = await shop.pay_in_rustore(user_account, "coins_100")
+    other = await shop.pay_in_rustore(user_account, "coins_500")
+    key = uuid.uuid4().hex
+    assert (await shop.report_created(user_account, first, key=key)).status_code == 202
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE idempotency_keys SET expires_at = now() - interval '1 second'"
+                " WHERE user_id = :user_id"
+            ),
+            {"user_id": uuid.UUID(user_account.user_id)},
+        )
+
+    reused = await shop.report_created(user_account, other, key=key)
+
+    assert reused.status_code == 202
+    assert reused.headers["Idempotent-Replayed"] == "false"
+    assert reused.json()["invoiceId"] == other["invoiceId"]
     assert await records.idempotency_keys(user_account.user_id) == 1
 
 
