@@ -15,16 +15,13 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from core.errors import ConflictError, KopilkaError
 from core.notifications.models import NotificationStatus, RuStoreNotification
 from core.notifications.repository import NotificationRepository
-from core.purchases import service as purchases
-from core.purchases.models import OPEN_STATES, Purchase, PurchaseState
-from core.purchases.repository import PurchaseRepository
-from core.queue import PURCHASE_SYNC, PURCHASE_VERIFY, Job
+from core.purchases import adoption
+from core.purchases.models import Purchase
+from core.queue import Job
 from core.rustore import (
     InvoicePayment,
-    InvoiceStatus,
     NotificationType,
     RuStoreClient,
     RuStoreError,
@@ -38,7 +35,6 @@ JobSink = Callable[[Job, str], object]
 """Sends a job with one id argument; raises when the queue is unreachable (the job retries)."""
 
 SUBSCRIPTIONS_NOT_YET = "subscriptions are not processed yet"
-TAKEN_BACK = frozenset({InvoiceStatus.REFUNDED, InvoiceStatus.REVERSED})
 ERROR_MAX = 500
 
 
@@ -120,7 +116,7 @@ class NotificationProcessor:
         purchase, reason = await self._purchase_for(invoice, notification)
         if purchase is None:
             return Outcome(NotificationStatus.IGNORED, reason)
-        job = _follow_up(purchase, invoice)
+        job = adoption.follow_up(purchase, invoice)
         if job is None:
             return Outcome(
                 NotificationStatus.PROCESSED,
@@ -132,55 +128,15 @@ class NotificationProcessor:
     async def _purchase_for(
         self, invoice: InvoicePayment, notification: RuStoreNotification
     ) -> tuple[Purchase | None, str | None]:
-        """Kopilka's purchase for the invoice, recorded now if RuStore told us first; or why
-        there is none."""
         async with self.sessions() as session:
-            purchase = await PurchaseRepository(session).by_rustore_ids(invoice.invoice_id, None)
-            if purchase is not None:
-                return purchase, None
-            adopted = await _adopt(session, invoice, notification)
+            found = await adoption.purchase_for_invoice(
+                session,
+                invoice,
+                sandbox=notification.sandbox,
+                purchase_id_hint=notification.purchase_id,
+            )
             await session.commit()
-        return adopted
-
-
-async def _adopt(
-    session: AsyncSession, invoice: InvoicePayment, notification: RuStoreNotification
-) -> tuple[Purchase | None, str | None]:
-    """Record a purchase RuStore told us about before the app did, for the intent's user.
-
-    It goes through the app's own submission path, so the app's later report of the same
-    purchase finds this row (unique invoice id) instead of making a second one.
-    """
-    payload = invoice.developer_payload
-    if not payload:
-        return None, "the invoice carries no developer payload"
-    repository = PurchaseRepository(session)
-    intent = await repository.intent_by_payload(payload)
-    if intent is None:
-        return None, "the developer payload matches no purchase intent"
-    submission = purchases.Submission(
-        invoice_id=invoice.invoice_id,
-        rustore_purchase_id=invoice.purchase_id or notification.purchase_id,
-        product_id=intent.product_id,
-        order_id=intent.order_id,
-        sandbox=notification.sandbox,
-    )
-    try:
-        purchase, _ = await purchases.submit(session, intent.user_id, submission)
-    except ConflictError:  # the app or another notification recorded it just now
-        return await repository.by_rustore_ids(invoice.invoice_id, None), None
-    except KopilkaError as exc:  # e.g. the product is no longer sold
-        return None, exc.detail
-    return purchase, None
-
-
-def _follow_up(purchase: Purchase, invoice: InvoicePayment) -> Job | None:
-    """The pipeline job that brings the purchase in line with RuStore, if one is needed."""
-    if purchase.state in OPEN_STATES:
-        return PURCHASE_VERIFY
-    if purchase.state == PurchaseState.CREDITED and invoice.status in TAKEN_BACK:
-        return PURCHASE_SYNC
-    return None
+        return found
 
 
 def _permanent(exc: Exception) -> bool:
