@@ -33,6 +33,7 @@ from api.protection import (
 )
 from api.purchases.controllers import PurchasesController
 from api.request_context import RequestContext
+from api.subscriptions.controllers import SubscriptionsAdminController, SubscriptionsController
 from api.webhooks.controllers import NotificationsAdminController, WebhooksController
 from core.db import create_engine, create_sessionmaker
 from core.logging import configure_logging
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PointsAdminController,
             WebhooksController,
             NotificationsAdminController,
+            SubscriptionsController,
+            SubscriptionsAdminController,
         ],
         lifespan=[resources],
         dependencies={

@@ -8,6 +8,8 @@ from core.idempotency.models import IdempotencyRecord
 from core.notifications.models import RuStoreNotification
 from core.points.models import LedgerEntry, PointsAccount
 from core.purchases.models import Purchase, PurchaseIntent
+from core.scheduling.models import ScheduledRun
+from core.subscriptions.models import Subscription
 
 __all__ = [
     "Base",
@@ -20,5 +22,7 @@ __all__ = [
     "PurchaseIntent",
     "RefreshToken",
     "RuStoreNotification",
+    "ScheduledRun",
+    "Subscription",
     "User",
 ]

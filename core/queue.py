@@ -42,6 +42,8 @@ DIAGNOSTICS_PING = Job("diagnostics.ping", "diagnostics")
 PURCHASE_VERIFY = Job("purchase.verify", "purchases")
 PURCHASE_SYNC = Job("purchase.sync", "purchases")
 NOTIFICATION_PROCESS = Job("notification.process", "notifications")
+SUBSCRIPTION_VERIFY = Job("subscription.verify", "subscriptions")
+SUBSCRIPTION_CHECK = Job("subscription.check", "subscriptions")
 
 
 class RequestIdMiddleware(Middleware):
@@ -103,4 +105,6 @@ ALL_JOBS: tuple[Job, ...] = (
     PURCHASE_VERIFY,
     PURCHASE_SYNC,
     NOTIFICATION_PROCESS,
+    SUBSCRIPTION_VERIFY,
+    SUBSCRIPTION_CHECK,
 )

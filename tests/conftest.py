@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.purchases",
     "tests.fixtures.points",
     "tests.fixtures.webhooks",
+    "tests.fixtures.subscriptions",
 ]

@@ -27,11 +27,14 @@ from core.queue import (
     DIAGNOSTICS_PING,
     NOTIFICATION_PROCESS,
     PURCHASE_VERIFY,
+    SUBSCRIPTION_CHECK,
+    SUBSCRIPTION_VERIFY,
     Job,
     create_broker,
     send,
 )
 from core.settings import Settings, load_settings_or_exit
+from core.subscriptions import service as subscriptions
 
 log = structlog.get_logger(__name__)
 
@@ -75,6 +78,15 @@ class Jobs:
             await session.commit()
         self._send_all(NOTIFICATION_PROCESS, ids, "notifications.sweep")
 
+    async def subscriptions_due(self) -> None:
+        """Send the subscription checks that fell due (renewal, expiry, dunning), and any
+        verification whose message was lost; each row is leased, so it is sent once per slot."""
+        async with self.sessions() as session:
+            to_verify, to_check = await subscriptions.claim_due(session)
+            await session.commit()
+        self._send_all(SUBSCRIPTION_VERIFY, to_verify, "subscriptions.due")
+        self._send_all(SUBSCRIPTION_CHECK, to_check, "subscriptions.due")
+
     async def idempotency_prune(self) -> None:
         async with self.sessions() as session:
             pruned = await idempotency.prune_expired(session)
@@ -98,6 +110,7 @@ def build_scheduler(settings: Settings) -> AsyncIOScheduler:
         "purchases.sweep": (jobs.purchases_sweep, settings.purchase_sweep_interval),
         "purchases.held_watch": (jobs.held_payments_watch, 300),
         "notifications.sweep": (jobs.notifications_sweep, settings.notification_sweep_interval),
+        "subscriptions.due": (jobs.subscriptions_due, 60),
         "idempotency.prune": (jobs.idempotency_prune, 3600),
     }
     for job_id, (function, seconds) in intervals.items():

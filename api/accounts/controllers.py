@@ -136,7 +136,8 @@ class UserController(Controller):
     ) -> ProfileOut:
         user = await service.get_user(db_session, principal.user_id)
         balance = await service.points_balance(db_session, user.id)
-        return ProfileOut.from_model(user, balance)
+        subscription = await service.subscription_summary(db_session, user.id)
+        return ProfileOut.from_model(user, balance, subscription)
 
     @patch(
         "/update",

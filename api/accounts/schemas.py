@@ -12,9 +12,11 @@ from typing import Annotated
 
 import msgspec
 
+from api.subscriptions.schemas import StateOut
 from core.accounts.credentials import EMAIL_MAX_LENGTH, PASSWORD_MAX_LENGTH
 from core.accounts.models import User
 from core.accounts.service import IssuedTokens
+from core.subscriptions.service import Current
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=EMAIL_MAX_LENGTH)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
@@ -75,15 +77,22 @@ class TokensOut(msgspec.Struct, frozen=True, rename="camel"):
 
 
 class ProfileOut(msgspec.Struct, frozen=True, rename="camel"):
-    """`subscription` is null until the subscriptions issue gives it a type."""
+    """`subscription`: the best subscription giving access now, else the latest; null if none."""
 
     user_id: uuid.UUID
     email: str
     roles: list[str]
     points_balance: int
-    subscription: None = None
+    subscription: StateOut | None = None
 
     @classmethod
-    def from_model(cls, user: User, points_balance: int) -> ProfileOut:
-        roles = sorted(user.roles)
-        return cls(user_id=user.id, email=user.email, roles=roles, points_balance=points_balance)
+    def from_model(
+        cls, user: User, points_balance: int, subscription: Current | None = None
+    ) -> ProfileOut:
+        return cls(
+            user_id=user.id,
+            email=user.email,
+            roles=sorted(user.roles),
+            points_balance=points_balance,
+            subscription=StateOut.from_current(subscription) if subscription else None,
+        )

@@ -5,10 +5,11 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import func, or_, select, tuple_, update
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import resending
 from core.notifications.models import NotificationStatus, RuStoreNotification
 
 N = RuStoreNotification
@@ -33,9 +34,7 @@ class NotificationRepository:
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def mark_not_enqueued(self, notification_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(N).where(N.id == notification_id).values(enqueued_at=None)
-        )
+        await resending.mark_not_enqueued(self.session, N, notification_id)
 
     async def start_attempt(self, notification_id: uuid.UUID) -> RuStoreNotification | None:
         """Count an attempt on a notification still to process; None when it is done."""
@@ -96,29 +95,10 @@ class NotificationRepository:
     async def claim_unsent(
         self, now: dt.datetime, stale_after: dt.timedelta, limit: int
     ) -> list[uuid.UUID]:
-        """Notifications whose job never reached the queue or went quiet; marks them re-sent.
-
-        `FOR UPDATE SKIP LOCKED` lets two schedulers run this at once without picking the same
-        rows; the claim is the new `enqueued_at`, so the next sweep leaves them alone.
-        """
-        stale = now - stale_after
-        candidates = (
-            select(N.id)
-            .where(
-                N.status == RECEIVED,
-                or_(N.enqueued_at.is_(None), (N.enqueued_at < stale) & (N.updated_at < stale)),
-            )
-            .order_by(N.updated_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        """Notifications whose job never reached the queue or went quiet; marks them re-sent."""
+        return await resending.claim_unsent(
+            self.session, N, N.status == RECEIVED, now, stale_after, limit
         )
-        result = await self.session.execute(
-            update(N)
-            .where(N.id.in_(candidates.scalar_subquery()))
-            .values(enqueued_at=now)
-            .returning(N.id)
-        )
-        return list(result.scalars())
 
     async def _update(
         self, notification_id: uuid.UUID, allowed_from: Collection[str], **values: Any

@@ -8,6 +8,7 @@ from sqlalchemy import case, func, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import resending
 from core.accounts.ownership import OwnedRepository
 from core.purchases.models import OPEN_STATES, Purchase, PurchaseIntent, PurchaseState
 
@@ -99,39 +100,16 @@ class PurchaseRepository:
         )
 
     async def mark_not_enqueued(self, purchase_id: uuid.UUID) -> None:
-        await self.session.execute(
-            update(Purchase).where(Purchase.id == purchase_id).values(enqueued_at=None)
-        )
+        await resending.mark_not_enqueued(self.session, Purchase, purchase_id)
 
     async def claim_stale(
         self, now: dt.datetime, stale_after: dt.timedelta, limit: int
     ) -> list[uuid.UUID]:
-        """Open purchases whose message was never sent or has gone quiet; marks them re-sent.
-
-        `FOR UPDATE SKIP LOCKED` lets two schedulers run this at once without picking the same
-        rows; the claim is the new `enqueued_at`, so the next sweep leaves them alone.
-        """
-        stale = now - stale_after
-        candidates = (
-            select(Purchase.id)
-            .where(
-                Purchase.state.in_(OPEN_STATES),
-                or_(
-                    Purchase.enqueued_at.is_(None),
-                    (Purchase.enqueued_at < stale) & (Purchase.updated_at < stale),
-                ),
-            )
-            .order_by(Purchase.updated_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        """Open purchases whose message was never sent or has gone quiet; marks them re-sent."""
+        still_open = Purchase.state.in_(OPEN_STATES)
+        return await resending.claim_unsent(
+            self.session, Purchase, still_open, now, stale_after, limit
         )
-        result = await self.session.execute(
-            update(Purchase)
-            .where(Purchase.id.in_(candidates.scalar_subquery()))
-            .values(enqueued_at=now)
-            .returning(Purchase.id)
-        )
-        return list(result.scalars())
 
     async def held_since(self, before: dt.datetime, limit: int) -> list[Purchase]:
         """Two-stage purchases RuStore holds (PAID) that we have not confirmed since `before`."""

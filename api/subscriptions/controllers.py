@@ -1,0 +1,210 @@
+"""Subscribing, following a subscription, access (entitlements), and the admin refund."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.accounts.authentication import BEARER_SECURITY
+from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
+from api.errors import problem_responses
+from api.idempotency import run_idempotent
+from api.jobs import JobSender
+from api.purchases.schemas import IntentIn, IntentOut
+from api.subscriptions.schemas import (
+    EntitlementOut,
+    EntitlementsOut,
+    RecheckOut,
+    StateOut,
+    StatusOut,
+    SubscriptionOut,
+    VerifyIn,
+)
+from core.accounts.models import Role
+from core.accounts.tokens import AccessClaims
+from core.db import utcnow
+from core.errors import ConflictError
+from core.integrations import rustore_client
+from core.purchases import service as purchases
+from core.queue import SUBSCRIPTION_CHECK, SUBSCRIPTION_VERIFY, Job
+from core.settings import Settings
+from core.subscriptions import service
+from core.subscriptions.pipeline import SubscriptionSync
+from core.subscriptions.schedule import CheckPolicy
+
+CANCEL_IN_RUSTORE = (
+    "RuStore lets only the subscriber cancel a subscription, in the RuStore app: "
+    "profile → subscriptions → choose the subscription → cancel. "
+    "Access lasts until the paid period ends."
+)
+
+
+class SubscriptionsController(Controller):
+    path = "/api"
+    tags = ["subscriptions"]
+    security = BEARER_SECURITY
+
+    @post(
+        "/subscriptions/create",
+        status_code=HTTP_201_CREATED,
+        guards=[requires_role(*WRITE_ROLES)],
+        summary="Start a subscription: an order id and developer payload for the RuStore SDK",
+        responses=problem_responses(400, 401, 403, 429),
+    )
+    async def create(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        data: JSONBody[IntentIn],
+    ) -> IntentOut:
+        intent = await purchases.create_intent(
+            db_session, principal.user_id, data.product_id, service.SUBSCRIPTION_TYPES
+        )
+        await db_session.commit()
+        return IntentOut.from_model(intent)
+
+    @post(
+        "/subscriptions/verify",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[requires_role(*WRITE_ROLES)],
+        summary="Report a RuStore subscription for verification",
+        description="Needs an `Idempotency-Key` header. Answers 202 once it is stored; follow "
+        "`statusUrl`.",
+        responses=problem_responses(400, 401, 403, 409, 422, 429),
+    )
+    async def verify(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        data: JSONBody[VerifyIn],
+    ) -> Response[bytes]:
+        created: uuid.UUID | None = None
+
+        async def work() -> tuple[int, SubscriptionOut]:
+            nonlocal created
+            sub, is_new = await service.submit(db_session, principal.user_id, data.submission())
+            created = sub.id if is_new else None
+            return HTTP_202_ACCEPTED, SubscriptionOut.from_model(sub, utcnow())
+
+        outcome = await run_idempotent(request, db_session, principal.user_id, data, work)
+        if created is not None:
+            await _enqueue(state, db_session, SUBSCRIPTION_VERIFY, [created])
+        return outcome.response()
+
+    @get(
+        "/subscriptions/status",
+        guards=[requires_role(*ANY_ROLE)],
+        summary="Whether the caller has an active subscription, and each of theirs",
+        responses=problem_responses(401, 429),
+    )
+    async def status(
+        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[AccessClaims]
+    ) -> StatusOut:
+        current = await service.current(db_session, principal.user_id)
+        return StatusOut(
+            active=any(c.state.has_access for c in current),
+            subscriptions=[StateOut.from_current(c) for c in current],
+        )
+
+    @get(
+        "/subscriptions/{subscription_id:uuid}",
+        guards=[requires_role(*ANY_ROLE)],
+        summary="A subscription's processing status and state",
+        responses=problem_responses(401, 404, 429),
+    )
+    async def get_subscription(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        subscription_id: FromPath[uuid.UUID],
+    ) -> SubscriptionOut:
+        sub = await service.get_own(db_session, principal.user_id, subscription_id)
+        return SubscriptionOut.from_model(sub, utcnow())
+
+    @post(
+        "/subscriptions/cancel",
+        guards=[requires_role(*WRITE_ROLES)],
+        summary="Cancelling happens in the RuStore app (always a 409 explaining where)",
+        responses=problem_responses(401, 403, 409, 429),
+    )
+    async def cancel(self) -> None:
+        raise ConflictError(CANCEL_IN_RUSTORE, code="cancel_in_rustore")
+
+    @post(
+        "/subscriptions/renew",
+        status_code=HTTP_202_ACCEPTED,
+        guards=[requires_role(*WRITE_ROLES)],
+        summary="Re-read the caller's subscriptions from RuStore now",
+        description="For the app to call after the user paid or renewed in RuStore; the result "
+        "shows in /api/subscriptions/status once the check ran.",
+        responses=problem_responses(401, 403, 429),
+    )
+    async def renew(
+        self,
+        state: State,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+    ) -> RecheckOut:
+        ids = await service.recheckable(db_session, principal.user_id)
+        await _enqueue(state, db_session, SUBSCRIPTION_CHECK, ids)
+        return RecheckOut(ids)
+
+    @get(
+        "/entitlements",
+        guards=[requires_role(*ANY_ROLE)],
+        summary="What the caller may use now, until when, and what grants it",
+        responses=problem_responses(401, 429),
+    )
+    async def entitlements(
+        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[AccessClaims]
+    ) -> EntitlementsOut:
+        granted = await service.entitlements(db_session, principal.user_id)
+        return EntitlementsOut([EntitlementOut.from_entitlement(item) for item in granted])
+
+
+class SubscriptionsAdminController(Controller):
+    path = "/api/admin/subscriptions"
+    tags = ["admin"]
+    security = BEARER_SECURITY
+    guards = [requires_role(Role.ADMIN)]
+
+    @post(
+        "/{subscription_id:uuid}/refund",
+        status_code=HTTP_200_OK,
+        summary="Refund a subscription's invoice at RuStore and end its access",
+        description="Repeatable: a refunded subscription is answered as it is. 409 "
+        "`invoice_unknown` when no invoice id is known (refund it in the RuStore Console).",
+        responses=problem_responses(401, 403, 404, 409, 429, 503),
+    )
+    async def refund(
+        self,
+        state: State,
+        settings: NamedDependency[Settings],
+        principal: NamedDependency[AccessClaims],
+        subscription_id: FromPath[uuid.UUID],
+    ) -> SubscriptionOut:
+        policy = CheckPolicy.from_settings(settings)
+        async with rustore_client(settings) as rustore:
+            sync = SubscriptionSync(state.sessionmaker, rustore, policy)
+            sub = await sync.refund(subscription_id, principal.user_id)
+        return SubscriptionOut.from_model(sub, utcnow())
+
+
+async def _enqueue(
+    state: State, session: AsyncSession, job: Job, subscription_ids: list[uuid.UUID]
+) -> None:
+    """Send each job; one the queue did not take is left for the scheduler's next claim."""
+    sender: JobSender = state.job_sender
+    for subscription_id in subscription_ids:
+        if not await sender.send(job, str(subscription_id)):
+            await service.check_now(session, subscription_id)
+    await session.commit()

@@ -1,0 +1,1 @@
+"""Subscriptions: verification, the state RuStore reports, access, and scheduled re-checks."""
