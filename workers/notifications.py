@@ -8,11 +8,12 @@ from functools import cache, partial
 import dramatiq
 
 from core.db import get_sessionmaker
-from core.integrations import rustore_client
 from core.notifications.processor import NotificationProcessor, RetryLater
 from core.queue import NOTIFICATION_PROCESS, send
-from workers.broker import broker, settings
+from workers.broker import broker
 from workers.jobs import current_attempt, job_actor
+from workers.resources import rustore
+from workers.subscriptions import subscription_sync
 
 PROCESS_MAX_RETRIES = 10  # with the backoff below: about 8 minutes of trying
 
@@ -20,7 +21,10 @@ PROCESS_MAX_RETRIES = 10  # with the backoff below: about 8 minutes of trying
 @cache
 def _processor() -> NotificationProcessor:
     return NotificationProcessor(
-        get_sessionmaker(), rustore_client(settings), partial(send, broker)
+        get_sessionmaker(),
+        rustore(),
+        partial(send, broker),
+        refresh_subscription=subscription_sync().refresh_known,
     )
 
 

@@ -8,23 +8,23 @@ from functools import cache
 import dramatiq
 
 from core.db import get_sessionmaker
-from core.integrations import rustore_client
 from core.purchases.pipeline import PurchaseVerifier, RefundSync, RetryLater
 from core.queue import PURCHASE_SYNC, PURCHASE_VERIFY
 from workers.broker import settings
 from workers.jobs import current_attempt, job_actor
+from workers.resources import rustore
 
 VERIFY_MAX_RETRIES = 15  # with the backoff below: about 40 minutes of trying
 
 
 @cache
 def _verifier() -> PurchaseVerifier:
-    return PurchaseVerifier(get_sessionmaker(), rustore_client(settings), settings.rustore_app_id)
+    return PurchaseVerifier(get_sessionmaker(), rustore(), settings.rustore_app_id)
 
 
 @cache
 def _refund_sync() -> RefundSync:
-    return RefundSync(get_sessionmaker(), _verifier().rustore)
+    return RefundSync(get_sessionmaker(), rustore())
 
 
 @job_actor(PURCHASE_VERIFY, max_retries=VERIFY_MAX_RETRIES, min_backoff=1_000, max_backoff=300_000)

@@ -20,9 +20,11 @@ from dramatiq.brokers.redis import RedisBroker
 from core.db import create_engine, create_sessionmaker, utcnow
 from core.diagnostics import service as diagnostics
 from core.idempotency import service as idempotency
+from core.integrations import rustore_client
 from core.logging import configure_logging
 from core.notifications import service as notifications
 from core.purchases import sweeps
+from core.purchases.reconciliation import previous_day, reconcile_day
 from core.queue import (
     DIAGNOSTICS_PING,
     NOTIFICATION_PROCESS,
@@ -33,12 +35,15 @@ from core.queue import (
     create_broker,
     send,
 )
+from core.scheduling import service as scheduling
 from core.settings import Settings, load_settings_or_exit
 from core.subscriptions import service as subscriptions
 
 log = structlog.get_logger(__name__)
 
 ScheduledJob = Callable[[], Awaitable[None]]
+RECONCILE_JOB = "purchases.reconcile"
+RECONCILE_LEASE = dt.timedelta(hours=1)
 
 
 class Jobs:
@@ -47,7 +52,14 @@ class Jobs:
     def __init__(self, settings: Settings, broker: RedisBroker) -> None:
         self.settings = settings
         self.broker = broker
-        self.sessions = create_sessionmaker(create_engine(settings))
+        self.engine = create_engine(settings)
+        self.sessions = create_sessionmaker(self.engine)
+        self.rustore = rustore_client(settings)
+
+    async def close(self) -> None:
+        """Release what the jobs opened: the database pool and RuStore's connections."""
+        await self.rustore.aclose()
+        await self.engine.dispose()
 
     async def diagnostics_ping(self) -> None:
         async with self.sessions() as session:
@@ -87,21 +99,40 @@ class Jobs:
         self._send_all(SUBSCRIPTION_VERIFY, to_verify, "subscriptions.due")
         self._send_all(SUBSCRIPTION_CHECK, to_check, "subscriptions.due")
 
+    async def purchases_reconcile(self) -> None:
+        """Walk RuStore's invoice list for yesterday (Moscow) once per day, whichever scheduler
+        gets there first; a run that died is taken over after its lease."""
+        day = previous_day(utcnow())
+        async with self.sessions() as session:
+            claimed = await scheduling.claim_slot(
+                session, RECONCILE_JOB, day.isoformat(), RECONCILE_LEASE
+            )
+            await session.commit()
+        if not claimed:
+            return
+        report = await reconcile_day(self.sessions, self.rustore, self._send, day)
+        async with self.sessions() as session:
+            await scheduling.finish_slot(session, RECONCILE_JOB, day.isoformat(), str(report))
+            await session.commit()
+
     async def idempotency_prune(self) -> None:
         async with self.sessions() as session:
             pruned = await idempotency.prune_expired(session)
             await session.commit()
         log.info("idempotency.pruned", count=pruned)
 
+    def _send(self, job: Job, object_id: str) -> None:
+        send(self.broker, job, object_id)
+
     def _send_all(self, job: Job, ids: Sequence[uuid.UUID], source: str) -> None:
         for object_id in ids:
-            send(self.broker, job, str(object_id))
+            self._send(job, str(object_id))
         if ids:
             log.info("scheduler.resent", source=source, job=job.actor, count=len(ids))
 
 
-def build_scheduler(settings: Settings) -> AsyncIOScheduler:
-    jobs = Jobs(settings, create_broker(settings.redis_url, socket_timeout=settings.redis_timeout))
+def build_scheduler(jobs: Jobs) -> AsyncIOScheduler:
+    settings = jobs.settings
     scheduler = AsyncIOScheduler(
         timezone="UTC", job_defaults={"coalesce": True, "max_instances": 1}
     )
@@ -111,6 +142,8 @@ def build_scheduler(settings: Settings) -> AsyncIOScheduler:
         "purchases.held_watch": (jobs.held_payments_watch, 300),
         "notifications.sweep": (jobs.notifications_sweep, settings.notification_sweep_interval),
         "subscriptions.due": (jobs.subscriptions_due, 60),
+        # Hourly, but the slot claim makes it run once per day, at the first chance after midnight.
+        RECONCILE_JOB: (jobs.purchases_reconcile, 3600),
         "idempotency.prune": (jobs.idempotency_prune, 3600),
     }
     for job_id, (function, seconds) in intervals.items():
@@ -128,7 +161,9 @@ def _log_job_event(event: JobExecutionEvent) -> None:
 
 
 async def run(settings: Settings) -> None:
-    scheduler = build_scheduler(settings)
+    broker = create_broker(settings.redis_url, socket_timeout=settings.redis_timeout)
+    jobs = Jobs(settings, broker)
+    scheduler = build_scheduler(jobs)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -137,6 +172,8 @@ async def run(settings: Settings) -> None:
     log.info("scheduler.started", jobs=[job.id for job in scheduler.get_jobs()])
     await stop.wait()
     scheduler.shutdown(wait=False)
+    await jobs.close()
+    broker.close()
     log.info("scheduler.stopped")
 
 

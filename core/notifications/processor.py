@@ -34,7 +34,8 @@ log = structlog.get_logger(__name__)
 JobSink = Callable[[Job, str], object]
 """Sends a job with one id argument; raises when the queue is unreachable (the job retries)."""
 
-SUBSCRIPTIONS_NOT_YET = "subscriptions are not processed yet"
+SubscriptionRefresh = Callable[[str], Awaitable[str]]
+"""Re-reads the subscription a RuStore purchase id names; returns a note for the journal."""
 ERROR_MAX = 500
 
 
@@ -50,11 +51,17 @@ class Outcome:
 
 class NotificationProcessor:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], rustore: RuStoreClient, send: JobSink
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        rustore: RuStoreClient,
+        send: JobSink,
+        *,
+        refresh_subscription: SubscriptionRefresh,
     ) -> None:
         self.sessions = sessions
         self.rustore = rustore
         self.send = send
+        self.refresh_subscription = refresh_subscription
 
     async def run(self, notification_id: uuid.UUID, *, last_attempt: bool) -> None:
         """Process one stored notification; raise `RetryLater` to be called again."""
@@ -103,9 +110,15 @@ class NotificationProcessor:
             case NotificationType.INVOICE_STATUS:
                 return await self._invoice_changed(notification)
             case NotificationType.SUBSCRIPTION_EVENT:
-                return Outcome(NotificationStatus.IGNORED, SUBSCRIPTIONS_NOT_YET)
+                return await self._subscription_changed(notification)
             case _:
                 return Outcome(NotificationStatus.PROCESSED, "connection check")
+
+    async def _subscription_changed(self, notification: RuStoreNotification) -> Outcome:
+        if notification.purchase_id is None:
+            return Outcome(NotificationStatus.IGNORED, "the notification names no purchase")
+        note = await self.refresh_subscription(notification.purchase_id)
+        return Outcome(NotificationStatus.PROCESSED, note)
 
     async def _invoice_changed(self, notification: RuStoreNotification) -> Outcome:
         if notification.invoice_id is None:

@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.catalogue import service as catalogue
 from core.catalogue.models import Product, ProductType
@@ -16,13 +16,10 @@ from core.errors import ConflictError
 from core.logging import current_request_id
 from core.purchases.models import Purchase, PurchaseState
 from core.purchases.repository import UserPurchases
-from core.rustore import RuStoreClient
-from core.settings import Settings
 from core.subscriptions.derivation import Derived, SubscriptionStatus
 from core.subscriptions.models import Subscription, Verification
-from core.subscriptions.pipeline import SubscriptionSync
 from core.subscriptions.repository import SubscriptionRepository, UserSubscriptions
-from core.subscriptions.schedule import CLAIM_LEASE, CheckPolicy
+from core.subscriptions.schedule import CLAIM_LEASE
 
 SUBSCRIPTION_TYPES = (ProductType.SUBSCRIPTION,)
 # Which subscription the profile shows when several give access.
@@ -172,16 +169,3 @@ async def entitlements(session: AsyncSession, user_id: uuid.UUID) -> list[Entitl
     for purchase in (await session.execute(owned)).scalars():
         granted.append(Entitlement(purchase.product_id, "purchase", purchase.id, "owned", None))
     return granted
-
-
-async def refresh_from_rustore(
-    sessions: async_sessionmaker[AsyncSession],
-    rustore: RuStoreClient,
-    settings: Settings,
-    rustore_purchase_id: str,
-) -> str:
-    """For a SUBSCRIPTION_EVENT notification: re-read the subscription RuStore's purchase id
-    names and apply RuStore's answer (never the notification's own fields); a note for the
-    notification journal. Safe to call for every delivery, duplicates and late ones included."""
-    sync = SubscriptionSync(sessions, rustore, CheckPolicy.from_settings(settings))
-    return await sync.refresh_known(rustore_purchase_id)

@@ -9,17 +9,27 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.diagnostics.models import DiagnosticPing
+from core.queue import create_broker
 from core.settings import Settings
 from tests.fixtures.processes import ProcessRunner
-from workers.scheduler import build_scheduler
+from workers.scheduler import Jobs, build_scheduler
 
 
-def test_scheduler_declares_its_jobs(settings: Settings) -> None:
-    scheduler = build_scheduler(settings)
-    assert {job.id for job in scheduler.get_jobs()} >= {
+async def test_scheduler_declares_its_jobs(settings: Settings) -> None:
+    broker = create_broker(settings.redis_url, socket_timeout=2)
+    jobs = Jobs(settings, broker)
+    try:
+        scheduled = {job.id for job in build_scheduler(jobs).get_jobs()}
+    finally:
+        await jobs.close()
+        broker.close()
+    assert scheduled == {
         "diagnostics.ping",
         "purchases.sweep",
         "purchases.held_watch",
+        "purchases.reconcile",
+        "notifications.sweep",
+        "subscriptions.due",
         "idempotency.prune",
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from core.scheduling.service import claim_slot, finish_slot
 from core.settings import Settings
 from tests.fixtures.accounts import Account
 from tests.fixtures.purchases import POINTS, Records, Shop
+from workers.scheduler import RECONCILE_JOB, Jobs
 
 pytestmark = pytest.mark.usefixtures("pipeline_worker")
 
@@ -141,3 +143,26 @@ async def test_a_slot_runs_once_and_a_dead_claim_is_taken_over(engine: AsyncEngi
             await session.execute(select(ScheduledRun).where(ScheduledRun.slot == slot))
         ).scalar_one()
         assert run.outcome == "done"
+
+
+async def test_two_schedulers_reconcile_a_day_once(settings: Settings, engine: AsyncEngine) -> None:
+    broker = create_broker(settings.redis_url, socket_timeout=2)
+    first, second = Jobs(settings, broker), Jobs(settings, broker)
+    try:
+        await asyncio.gather(first.purchases_reconcile(), second.purchases_reconcile())
+    finally:
+        await first.close()
+        await second.close()
+        broker.close()
+
+    async with create_sessionmaker(engine)() as session:
+        runs = list(
+            (
+                await session.execute(select(ScheduledRun).where(ScheduledRun.job == RECONCILE_JOB))
+            ).scalars()
+        )
+    assert len(runs) == 1
+    assert runs[0].slot == previous_day(dt.datetime.now(dt.UTC)).isoformat()
+    assert runs[0].finished_at is not None
+    assert runs[0].outcome is not None
+    assert runs[0].outcome.endswith("unmatched")

@@ -71,7 +71,7 @@ async def run_scheduler(settings: Settings, broker: Recorder) -> None:
     try:
         await jobs.subscriptions_due()
     finally:
-        await jobs.sessions.kw["bind"].dispose()  # Jobs owns an engine and has no close()
+        await jobs.close()
 
 
 async def test_two_schedulers_send_each_due_subscription_once(

@@ -41,7 +41,7 @@ async def test_connection_check_is_recorded_and_processed(
     assert row.notification["notification_type"].startswith("TEST_EVENT")
 
 
-async def test_subscription_events_are_kept_but_not_processed_yet(webhooks: Webhooks) -> None:
+async def test_subscription_event_for_an_unknown_subscription_is_noted(webhooks: Webhooks) -> None:
     body = webhooks.body(
         "SUBSCRIPTION_EVENT",
         {"subscription_event_type": "ACTIVATED", "invoice_id": "77", "purchase_id": "p-77"},
@@ -51,8 +51,8 @@ async def test_subscription_events_are_kept_but_not_processed_yet(webhooks: Webh
     row = await webhooks.wait_done(webhooks.id_of(body))
 
     assert (row.status, row.outcome) == (
-        NotificationStatus.IGNORED,
-        "subscriptions are not processed yet",
+        NotificationStatus.PROCESSED,
+        "no subscription with RuStore purchase id p-77",
     )
     assert (row.invoice_id, row.purchase_id, row.event) == (77, "p-77", "ACTIVATED")
 
