@@ -24,7 +24,7 @@ def _processor() -> NotificationProcessor:
         get_sessionmaker(),
         rustore(),
         partial(send, broker),
-        refresh_subscription=subscription_sync().refresh_known,
+        refresh_subscription=subscription_sync().refresh,
     )
 
 

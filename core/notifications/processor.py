@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+import msgspec
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -27,15 +28,18 @@ from core.rustore import (
     RuStoreError,
     RuStoreNotFound,
     RuStorePermanentError,
+    SubscriptionEventNotification,
 )
+from core.rustore.webhook import parse_notification
+from core.subscriptions.pipeline import SubscriptionEvent
 
 log = structlog.get_logger(__name__)
 
 JobSink = Callable[[Job, str], object]
 """Sends a job with one id argument; raises when the queue is unreachable (the job retries)."""
 
-SubscriptionRefresh = Callable[[str], Awaitable[str]]
-"""Re-reads the subscription a RuStore purchase id names; returns a note for the journal."""
+SubscriptionRefresh = Callable[[SubscriptionEvent], Awaitable[str]]
+"""Re-reads the subscription a notification names; returns a note for the journal."""
 ERROR_MAX = 500
 
 
@@ -117,7 +121,10 @@ class NotificationProcessor:
     async def _subscription_changed(self, notification: RuStoreNotification) -> Outcome:
         if notification.purchase_id is None:
             return Outcome(NotificationStatus.IGNORED, "the notification names no purchase")
-        note = await self.refresh_subscription(notification.purchase_id)
+        event = SubscriptionEvent(
+            notification.purchase_id, _product_code(notification), notification.sandbox
+        )
+        note = await self.refresh_subscription(event)
         return Outcome(NotificationStatus.PROCESSED, note)
 
     async def _invoice_changed(self, notification: RuStoreNotification) -> Outcome:
@@ -150,6 +157,12 @@ class NotificationProcessor:
             )
             await session.commit()
         return found
+
+
+def _product_code(notification: RuStoreNotification) -> str | None:
+    """The product code of a stored subscription event (its `data` is JSON inside JSON)."""
+    typed = parse_notification(msgspec.json.encode(notification.notification))
+    return typed.data.product_code if isinstance(typed, SubscriptionEventNotification) else None
 
 
 def _permanent(exc: Exception) -> bool:

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core.catalogue import service as catalogue
 from core.catalogue.models import ProductType
 from core.db import utcnow
-from core.errors import ConflictError, NotFoundError, ServiceUnavailableError
+from core.errors import ConflictError, KopilkaError, NotFoundError, ServiceUnavailableError
 from core.purchases.pipeline import NOT_FOUND_ATTEMPTS, RetryLater
 from core.purchases.repository import PurchaseRepository
 from core.rustore import (
@@ -31,6 +31,7 @@ from core.rustore import (
     RuStorePermanentError,
     SubscriptionPurchase,
 )
+from core.subscriptions import service
 from core.subscriptions.derivation import SubscriptionStatus, derive, order_sequence
 from core.subscriptions.models import OPEN_VERIFICATION, Subscription, Verification
 from core.subscriptions.repository import SubscriptionRepository
@@ -40,6 +41,15 @@ log = structlog.get_logger(__name__)
 
 MICROS_PER_KOPECK = 10_000
 ALREADY_REFUNDED = "already been refunded"
+
+
+@dataclass(frozen=True)
+class SubscriptionEvent:
+    """What a SUBSCRIPTION_EVENT notification names: enough to read the subscription again."""
+
+    purchase_id: str
+    product_code: str | None
+    sandbox: bool
 
 
 @dataclass(frozen=True)
@@ -171,18 +181,56 @@ class SubscriptionSync:
         await self._acknowledge(sub, purchase)
         await self._observe(sub.id, purchase, observed_at)
 
-    async def refresh_known(self, rustore_purchase_id: str) -> str:
-        """Check the subscription RuStore's purchase id names; a note on what was done."""
+    async def refresh(self, event: SubscriptionEvent) -> str:
+        """For a SUBSCRIPTION_EVENT notification: re-read the subscription it names from RuStore
+        (never trusting the notification's own fields), recording it first for the owner of its
+        developer payload when the app has not reported it yet. A note for the journal; safe for
+        duplicate and late deliveries."""
         async with self.sessions() as session:
             sub = await SubscriptionRepository(session).by_rustore_reference(
-                rustore_purchase_id, None
+                event.purchase_id, None
             )
         if sub is None:
-            return f"no subscription with RuStore purchase id {rustore_purchase_id}"
+            adopted, note = await self._adopt(event)
+            if adopted is None:
+                return note
+            sub = adopted
         if not sub.is_verified:
-            return f"subscription {sub.id} is {sub.verification}; its verification decides"
+            await self.verify(sub.id, last_attempt=False)
+            return f"verified subscription {sub.id} with RuStore"
         await self.check(sub.id)
         return f"re-read subscription {sub.id} from RuStore"
+
+    async def _adopt(self, event: SubscriptionEvent) -> tuple[Subscription | None, str]:
+        """Record a subscription RuStore told us about before the app did, for the intent's
+        user, through the app's own submission path (so the app's later report dedupes)."""
+        if event.product_code is None:
+            return None, f"no subscription with RuStore purchase id {event.purchase_id}"
+        purchase = await self.rustore.get_subscription(
+            event.product_code, event.purchase_id, sandbox=event.sandbox
+        )
+        async with self.sessions() as session:
+            intent = (
+                await PurchaseRepository(session).intent_by_payload(purchase.developer_payload)
+                if purchase.developer_payload
+                else None
+            )
+            if intent is None:
+                return None, "the developer payload matches no subscription intent"
+            submission = service.Submission(
+                product_id=intent.product_id,
+                rustore_purchase_id=event.purchase_id,
+                subscription_token=None,
+                invoice_id=None,
+                order_id=intent.order_id,
+                sandbox=event.sandbox,
+            )
+            try:
+                sub, _ = await service.submit(session, intent.user_id, submission)
+            except KopilkaError as exc:  # reported just now by the app, or not sold any more
+                return None, exc.detail
+            await session.commit()
+        return sub, f"recorded subscription {sub.id}"
 
     async def _check_refused(self, sub: Subscription, exc: RuStorePermanentError) -> None:
         """RuStore will not show it now: look again after the longest dunning step rather

@@ -3,15 +3,33 @@ app call between the change in RuStore and Kopilka knowing it."""
 
 from __future__ import annotations
 
-import pytest
+import asyncio
 
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_sessionmaker
 from core.notifications.models import NotificationStatus
+from core.subscriptions.models import Subscription
 from tests.fixtures.accounts import Account
 from tests.fixtures.sandbox import SandboxHandle
-from tests.fixtures.subscriptions import Subscriber
+from tests.fixtures.subscriptions import WITHIN_SECONDS, Subscriber
 from tests.fixtures.webhooks import Webhooks
 
 pytestmark = pytest.mark.usefixtures("pipeline_worker")
+
+
+async def verified_from_rustore(engine: AsyncEngine, rustore_purchase_id: str) -> Subscription:
+    """Wait for Kopilka's row of the subscription RuStore's purchase id names to be verified."""
+    query = select(Subscription).where(Subscription.rustore_purchase_id == rustore_purchase_id)
+    async with asyncio.timeout(WITHIN_SECONDS):
+        while True:
+            async with create_sessionmaker(engine)() as session:
+                row = (await session.execute(query)).scalar_one_or_none()
+            if row is not None and row.verification != "pending":
+                return row
+            await asyncio.sleep(0.1)
 
 
 async def test_a_payment_failure_notification_moves_the_subscription_to_grace(
@@ -35,3 +53,23 @@ async def test_a_payment_failure_notification_moves_the_subscription_to_grace(
     assert events
     assert all(row.status == NotificationStatus.PROCESSED for row in events)
     assert events[0].outcome == f"re-read subscription {sub.id} from RuStore"
+
+
+async def test_a_subscription_the_app_never_reported_is_recorded_from_the_notification(
+    subscriber: Subscriber,
+    webhooks: Webhooks,
+    user_account: Account,
+    sandbox_reset: SandboxHandle,
+) -> None:
+    webhooks.send_from_sandbox(retry_seconds=[0.5, 1])
+
+    created = await subscriber.buy_in_rustore(user_account)  # RuStore notifies ACTIVATED
+
+    adopted = await verified_from_rustore(subscriber.engine, created["purchaseId"])
+
+    assert str(adopted.user_id) == user_account.user_id
+    assert (adopted.verification, adopted.status) == ("verified", "active")
+
+    reported = await subscriber.report(user_account, created)
+    assert reported.status_code == 202
+    assert reported.json()["id"] == str(adopted.id)
