@@ -173,13 +173,15 @@ class SubscriptionBook:
     def find_token(self, token: str) -> Subscription | None:
         return next((s for s in self.by_purchase_id.values() if s.token == token), None)
 
+    def find_invoice(self, invoice_id: int) -> Subscription | None:
+        """The subscription whose first charge is `invoice_id` (what refund #5 is given)."""
+        return next((s for s in self.by_purchase_id.values() if s.invoice_id == invoice_id), None)
+
     def find(self, ref: str) -> Subscription | None:
         """By purchaseId, initial invoiceId or subscriptionToken (for the control API)."""
         found = self.by_purchase_id.get(ref) or self.find_token(ref)
         if found is None and ref.isdigit():
-            found = next(
-                (s for s in self.by_purchase_id.values() if s.invoice_id == int(ref)), None
-            )
+            found = self.find_invoice(int(ref))
         return found
 
     def activate(self, sub: Subscription) -> None:
