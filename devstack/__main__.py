@@ -120,15 +120,25 @@ def migrate_command(_: argparse.Namespace) -> int:
     return 0
 
 
-def main() -> None:
+def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack")
     commands = parser.add_subparsers(required=True)
     commands.add_parser("run", help="set up and start every process").set_defaults(handler=run)
-    test_parser = commands.add_parser("test", help="set up and run the test suite")
-    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    test_parser = commands.add_parser(
+        "test", help="set up and run the test suite; other arguments go to pytest"
+    )
     test_parser.set_defaults(handler=test)
     commands.add_parser("migrate", help="apply migrations").set_defaults(handler=migrate_command)
-    args = parser.parse_args()
+    # Everything this parser does not know (paths, -x, -k …) is pytest's.
+    args, pytest_args = parser.parse_known_args(argv)
+    if pytest_args and args.handler is not test:
+        parser.error(f"unrecognized arguments: {' '.join(pytest_args)}")
+    args.pytest_args = pytest_args
+    return args
+
+
+def main() -> None:
+    args = parse(sys.argv[1:])
     raise SystemExit(args.handler(args))
 
 
