@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from devstack.__main__ import parse, test
+from devstack import __main__ as cli
 
 
 def test_pytest_arguments_pass_through_in_order() -> None:
-    args = parse(["test", "-q", "-x", "tests/platform", "-k", "health"])
-    assert args.handler is test
+    args = cli.parse(["test", "-q", "-x", "tests/platform", "-k", "health"])
+    assert args.handler is cli.test
     assert args.pytest_args == ["-q", "-x", "tests/platform", "-k", "health"]
 
 
 def test_other_commands_refuse_unknown_arguments() -> None:
     with pytest.raises(SystemExit):
-        parse(["migrate", "-x"])
+        cli.parse(["migrate", "-x"])
