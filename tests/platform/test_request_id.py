@@ -52,7 +52,12 @@ async def test_request_id_reaches_the_logs_of_the_job_it_enqueued(
         await asyncio.sleep(0.1)
     assert ping["status"] == "processed"
 
-    line = worker.wait_for_log(lambda event: event.get("event") == "diagnostics.ping.processed")
+    line = worker.wait_for_log(
+        lambda event: (
+            event.get("event") == "diagnostics.ping.processed"
+            and event.get("ping_id") == ping["id"]
+        )
+    )
     assert line["request_id"] == request_id
     assert line["actor"] == "diagnostics.ping"
     assert line["ping_id"] == ping["id"]

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_sessionmaker
 from core.notifications.models import NotificationStatus
-from core.subscriptions.models import Subscription
+from core.subscriptions.models import OPEN_VERIFICATION, Subscription
 from tests.fixtures.accounts import Account
 from tests.fixtures.sandbox import SandboxHandle
 from tests.fixtures.subscriptions import WITHIN_SECONDS, Subscriber
@@ -21,13 +21,13 @@ pytestmark = pytest.mark.usefixtures("pipeline_worker")
 
 
 async def verified_from_rustore(engine: AsyncEngine, rustore_purchase_id: str) -> Subscription:
-    """Wait for Kopilka's row of the subscription RuStore's purchase id names to be verified."""
+    """Wait until Kopilka's row of the subscription RuStore's purchase id names is decided."""
     query = select(Subscription).where(Subscription.rustore_purchase_id == rustore_purchase_id)
     async with asyncio.timeout(WITHIN_SECONDS):
         while True:
             async with create_sessionmaker(engine)() as session:
                 row = (await session.execute(query)).scalar_one_or_none()
-            if row is not None and row.verification != "pending":
+            if row is not None and row.verification not in OPEN_VERIFICATION:
                 return row
             await asyncio.sleep(0.1)
 
