@@ -86,8 +86,12 @@ def create_app(config: SandboxConfig) -> Litestar:
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker
 
-    def run_due_transitions(_: Request[Any, Any, Any]) -> None:
-        """Scheduled transitions also fall due in real time; apply them before each request."""
+    async def run_due_transitions(_: Request[Any, Any, Any]) -> None:
+        """Scheduled transitions also fall due in real time; apply them before each request.
+
+        A coroutine on purpose: Litestar runs a plain function hook in a worker thread, where it
+        would change the state while handlers on the event loop iterate over it.
+        """
         sandbox.process_due()
 
     return Litestar(
