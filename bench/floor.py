@@ -1,0 +1,76 @@
+"""The floor: the least work any design must do to accept a purchase durably.
+
+`POST /accept` stores the body with one asyncpg INSERT (autocommit, so durable when answered) and
+pushes its id with one Redis LPUSH: no auth, no validation, no idempotency, no ORM. It runs under
+uvicorn with the api's server options, so our accept throughput divided by this one is the price
+of everything Kopilka does on top. `python -m bench.floor` serves it on FLOOR_PORT.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import uvicorn
+from litestar import Litestar, Request, get, post
+from redis.asyncio import Redis
+
+POOL_SIZE = 20  # the api's pool: DATABASE_POOL_SIZE 10 plus as many overflow connections
+TABLE = """CREATE TABLE IF NOT EXISTS floor_purchases (
+    id uuid PRIMARY KEY, body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"""
+
+
+@get("/health")
+async def health() -> str:
+    return "ok"
+
+
+@post("/accept", status_code=202)
+async def accept(request: Request[Any, Any, Any]) -> dict[str, str]:
+    purchase_id = uuid.uuid4()
+    body = (await request.body()).decode()
+    await request.app.state.pool.execute(
+        "INSERT INTO floor_purchases (id, body) VALUES ($1, $2)", purchase_id, body
+    )
+    await request.app.state.redis.lpush("floor:queue", str(purchase_id))
+    return {"id": str(purchase_id), "status": "pending"}
+
+
+@asynccontextmanager
+async def resources(app: Litestar) -> AsyncIterator[None]:
+    dsn = os.environ["DATABASE_URL"].replace("+asyncpg", "")
+    app.state.pool = await asyncpg.create_pool(dsn, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    app.state.redis = Redis.from_url(os.environ["REDIS_URL"])
+    await app.state.pool.execute(TABLE)
+    try:
+        yield
+    finally:
+        await app.state.redis.aclose()
+        await app.state.pool.close()
+
+
+def create_app() -> Litestar:
+    return Litestar(
+        [health, accept], lifespan=[resources], logging_config=None, openapi_config=None
+    )
+
+
+def main() -> None:
+    uvicorn.run(
+        "bench.floor:create_app",
+        factory=True,
+        host="127.0.0.1",
+        port=int(os.environ["FLOOR_PORT"]),
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
