@@ -76,6 +76,8 @@ def test_a_failed_delivery_is_retried_with_the_same_id(
 
     assert received[0][1]["id"] == received[1][1]["id"]
     assert opened(sandbox, received)[0] == opened(sandbox, received)[1]
+    # The sandbox logs a delivery once it has read the answer, a moment after we received it.
+    wait_for(lambda: len(sandbox.control.notifications()["deliveries"]) == 2)
     deliveries = sandbox.control.notifications()["deliveries"]
     assert [(d["attempt"], d["statusCode"]) for d in deliveries] == [(1, 500), (2, 200)]
 
