@@ -92,3 +92,8 @@ def test_env_example_documents_exactly_the_settings() -> None:
     lines = (PROJECT_ROOT / ".env.example").read_text().splitlines()
     documented = {line.split("=", 1)[0] for line in lines if line and not line.startswith("#")}
     assert documented == SETTINGS_NAMES | (documented & PROCESS_ONLY_NAMES)
+
+
+def test_readme_names_every_setting() -> None:
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert sorted(name for name in SETTINGS_NAMES if f"`{name}`" not in readme) == []
