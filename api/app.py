@@ -36,6 +36,7 @@ from api.request_context import RequestContext
 from api.subscriptions.controllers import SubscriptionsAdminController, SubscriptionsController
 from api.webhooks.controllers import NotificationsAdminController, WebhooksController
 from core.db import create_engine, create_sessionmaker
+from core.integrations import rustore_client
 from core.logging import configure_logging
 from core.queue import create_broker
 from core.settings import Settings, get_settings
@@ -59,10 +60,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.redis = redis
         app.state.broker = create_broker(settings.redis_url, socket_timeout=settings.redis_timeout)
         app.state.job_sender = JobSender(app.state.broker)
+        # One RuStore client for the process: one connection pool, one cached access token.
+        app.state.rustore = rustore_client(settings)
         try:
             yield
         finally:
             app.state.broker.close()
+            await app.state.rustore.aclose()
             await redis.aclose()
             await engine.dispose()
 

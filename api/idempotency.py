@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
+from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.idempotency import service as idempotency
@@ -61,3 +62,31 @@ async def run_idempotent(
     await idempotency.remember(session, user_id, key, StoredResponse(status, encoded))
     await session.commit()
     return Outcome(status, encoded, replayed=False)
+
+
+Row = TypeVar("Row")
+
+
+async def submit_idempotently(
+    request: Request[Any, Any, Any],
+    session: AsyncSession,
+    user_id: Any,
+    body: msgspec.Struct,
+    submit: Callable[[], Awaitable[tuple[Row, bool]]],
+    present: Callable[[Row], msgspec.Struct],
+) -> tuple[Outcome, list[Row]]:
+    """Record a submission once per key: (the 202 answer, [the row] when this call created it).
+
+    The caller sends the row's job only for a created row, after the commit; a replay or a row
+    that already existed has had its job sent already.
+    """
+    created: list[Row] = []
+
+    async def work() -> tuple[int, msgspec.Struct]:
+        row, is_new = await submit()
+        if is_new:
+            created.append(row)
+        return HTTP_202_ACCEPTED, present(row)
+
+    outcome = await run_idempotent(request, session, user_id, body, work)
+    return outcome, created

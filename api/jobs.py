@@ -9,12 +9,16 @@ makes an accepted request durable.
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio.to_thread
 import redis
 import structlog
 from dramatiq.brokers.redis import RedisBroker
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.queue import Job, send
 
@@ -38,3 +42,18 @@ class JobSender:
             log.warning("queue.unreachable", job=job.actor, error=str(exc))
             return False
         return True
+
+
+async def send_after_commit(
+    state: State,
+    session: AsyncSession,
+    job: Job,
+    row_id: uuid.UUID,
+    leave_for_sweep: Callable[[AsyncSession, uuid.UUID], Awaitable[None]],
+) -> None:
+    """Send the job of a row just committed; if the queue is unreachable, mark the row so the
+    scheduler's sweep sends it instead (and commit that mark)."""
+    sender: JobSender = state.job_sender
+    if not await sender.send(job, str(row_id)):
+        await leave_for_sweep(session, row_id)
+        await session.commit()

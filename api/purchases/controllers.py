@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.accounts.authentication import BEARER_SECURITY
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
-from api.idempotency import run_idempotent
-from api.jobs import JobSender
+from api.idempotency import submit_idempotently
+from api.jobs import send_after_commit
 from api.paging import PageLimit
 from api.purchases.schemas import IntentIn, IntentOut, PaymentOut, PaymentPage, VerifyIn
 from core.accounts.tokens import AccessClaims
@@ -153,19 +153,16 @@ async def _submit(
     data: VerifyIn,
     types: tuple[ProductType, ...],
 ) -> Response[bytes]:
-    created: Purchase | None = None
-
-    async def work() -> tuple[int, PaymentOut]:
-        nonlocal created
-        purchase, is_new = await service.submit(
-            session, principal.user_id, data.submission(), types
-        )
-        created = purchase if is_new else None
-        return HTTP_202_ACCEPTED, PaymentOut.from_model(purchase)
-
-    outcome = await run_idempotent(request, session, principal.user_id, data, work)
-    if created is not None:
-        await _enqueue(state, session, created.id)
+    outcome, created = await submit_idempotently(
+        request,
+        session,
+        principal.user_id,
+        data,
+        lambda: service.submit(session, principal.user_id, data.submission(), types),
+        PaymentOut.from_model,
+    )
+    for row in created:
+        await send_after_commit(state, session, PURCHASE_VERIFY, row.id, service.mark_not_enqueued)
     wait = _prefer_wait(request)
     if not wait or outcome.status != HTTP_202_ACCEPTED:
         return outcome.response()
@@ -177,13 +174,6 @@ async def _submit(
         media_type="application/json",
         headers={"Preference-Applied": f"wait={wait}"},
     )
-
-
-async def _enqueue(state: State, session: AsyncSession, purchase_id: uuid.UUID) -> None:
-    sender: JobSender = state.job_sender
-    if not await sender.send(PURCHASE_VERIFY, str(purchase_id)):
-        await service.mark_not_enqueued(session, purchase_id)
-        await session.commit()
 
 
 async def _wait_for_final(

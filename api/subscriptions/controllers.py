@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.accounts.authentication import BEARER_SECURITY
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
-from api.idempotency import run_idempotent
-from api.jobs import JobSender
+from api.idempotency import submit_idempotently
+from api.jobs import send_after_commit
 from api.purchases.schemas import IntentIn, IntentOut
 from api.subscriptions.schemas import (
     EntitlementOut,
@@ -31,9 +31,8 @@ from core.accounts.models import Role
 from core.accounts.tokens import AccessClaims
 from core.db import utcnow
 from core.errors import ConflictError
-from core.integrations import rustore_client
 from core.purchases import service as purchases
-from core.queue import SUBSCRIPTION_CHECK, SUBSCRIPTION_VERIFY, Job
+from core.queue import SUBSCRIPTION_CHECK, SUBSCRIPTION_VERIFY
 from core.settings import Settings
 from core.subscriptions import service
 from core.subscriptions.pipeline import SubscriptionSync
@@ -87,17 +86,18 @@ class SubscriptionsController(Controller):
         principal: NamedDependency[AccessClaims],
         data: JSONBody[VerifyIn],
     ) -> Response[bytes]:
-        created: uuid.UUID | None = None
-
-        async def work() -> tuple[int, SubscriptionOut]:
-            nonlocal created
-            sub, is_new = await service.submit(db_session, principal.user_id, data.submission())
-            created = sub.id if is_new else None
-            return HTTP_202_ACCEPTED, SubscriptionOut.from_model(sub, utcnow())
-
-        outcome = await run_idempotent(request, db_session, principal.user_id, data, work)
-        if created is not None:
-            await _enqueue(state, db_session, SUBSCRIPTION_VERIFY, [created])
+        outcome, created = await submit_idempotently(
+            request,
+            db_session,
+            principal.user_id,
+            data,
+            lambda: service.submit(db_session, principal.user_id, data.submission()),
+            lambda sub: SubscriptionOut.from_model(sub, utcnow()),
+        )
+        for row in created:
+            await send_after_commit(
+                state, db_session, SUBSCRIPTION_VERIFY, row.id, service.check_now
+            )
         return outcome.response()
 
     @get(
@@ -155,7 +155,10 @@ class SubscriptionsController(Controller):
         principal: NamedDependency[AccessClaims],
     ) -> RecheckOut:
         ids = await service.recheckable(db_session, principal.user_id)
-        await _enqueue(state, db_session, SUBSCRIPTION_CHECK, ids)
+        for subscription_id in ids:  # one the queue did not take waits for the next claim
+            await send_after_commit(
+                state, db_session, SUBSCRIPTION_CHECK, subscription_id, service.check_now
+            )
         return RecheckOut(ids)
 
     @get(
@@ -193,18 +196,6 @@ class SubscriptionsAdminController(Controller):
         subscription_id: FromPath[uuid.UUID],
     ) -> SubscriptionOut:
         policy = CheckPolicy.from_settings(settings)
-        async with rustore_client(settings) as rustore:
-            sync = SubscriptionSync(state.sessionmaker, rustore, policy)
-            sub = await sync.refund(subscription_id, principal.user_id)
+        sync = SubscriptionSync(state.sessionmaker, state.rustore, policy)
+        sub = await sync.refund(subscription_id, principal.user_id)
         return SubscriptionOut.from_model(sub, utcnow())
-
-
-async def _enqueue(
-    state: State, session: AsyncSession, job: Job, subscription_ids: list[uuid.UUID]
-) -> None:
-    """Send each job; one the queue did not take is left for the scheduler's next claim."""
-    sender: JobSender = state.job_sender
-    for subscription_id in subscription_ids:
-        if not await sender.send(job, str(subscription_id)):
-            await service.check_now(session, subscription_id)
-    await session.commit()
