@@ -18,7 +18,7 @@ from api.accounts.authentication import (
 )
 from api.accounts.controllers import AuthController, UserController
 from api.catalogue.controllers import CatalogueAdminController, CatalogueController
-from api.deps import provide_broker, provide_db_session, provide_settings
+from api.deps import provide_db_session, provide_settings
 from api.diagnostics.controllers import DiagnosticsController
 from api.errors import problem_details_plugin
 from api.health import HealthController
@@ -89,7 +89,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[resources],
         dependencies={
             "db_session": Provide(provide_db_session),
-            "broker": Provide(provide_broker, sync_to_thread=False),
             "settings": Provide(provide_settings, sync_to_thread=False),
             "principal": Provide(provide_principal, sync_to_thread=False),
             "client_address": Provide(client_address, sync_to_thread=False),

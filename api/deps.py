@@ -1,10 +1,9 @@
-"""Dependencies shared by controllers: a database session per request, the broker, settings."""
+"""Dependencies shared by controllers: a database session per request, settings."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from dramatiq.brokers.redis import RedisBroker
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,11 +18,6 @@ async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
         except BaseException:
             await session.rollback()
             raise
-
-
-def provide_broker(state: State) -> RedisBroker:
-    broker: RedisBroker = state.broker
-    return broker
 
 
 def provide_settings(state: State) -> Settings:

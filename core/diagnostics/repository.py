@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import func, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.diagnostics.models import DiagnosticPing
@@ -29,7 +29,3 @@ class DiagnosticPingRepository:
             .values(processed_at=at, processed_by=worker)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
-
-    async def last_processed_at(self) -> dt.datetime | None:
-        result = await self.session.execute(select(func.max(DiagnosticPing.processed_at)))
-        return result.scalar_one_or_none()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import httpx
+import msgspec
 import pytest
 from litestar import get
 
@@ -13,6 +14,7 @@ from api.app import create_app
 from api.request_context import RequestContext
 from core.errors import ConflictError
 from core.settings import Settings
+from devstack.ports import free_port
 from tests.fixtures.accounts import Account
 from tests.fixtures.platform import assert_problem, serve
 
@@ -90,3 +92,18 @@ async def test_domain_error_keeps_its_code_and_extra_fields(
     problem = assert_problem(await app_with_failing_routes.get("/conflict"), 409, "already_there")
     assert problem["detail"] == "Already there"
     assert problem["existingId"] == "abc"
+
+
+async def test_ping_with_the_queue_unreachable_is_a_503_and_the_ping_is_kept(
+    settings: Settings, admin_account: Account
+) -> None:
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(msgspec.structs.replace(settings, redis_url=dead_redis))
+    async with serve(RequestContext(app)) as url, httpx.AsyncClient(base_url=url) as client:
+        response = await client.post("/api/diagnostics/pings", headers=admin_account.headers)
+        problem = assert_problem(response, 503, "queue_unavailable")
+        ping_id = problem["detail"].split()[1]
+        kept = await client.get(f"/api/diagnostics/pings/{ping_id}", headers=admin_account.headers)
+
+    assert kept.status_code == 200
+    assert kept.json()["status"] == "queued"
