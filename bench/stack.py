@@ -26,7 +26,7 @@ from honcho.environ import parse_procfile
 from devstack import PROJECT_ROOT, STATE_DIR
 from devstack.__main__ import migrate, process_env
 from devstack.ports import free_port
-from devstack.stack import Stack, _database_name, _ensure_database, _with_database
+from devstack.stack import Stack, database_name, ensure_database, with_database
 from sandbox.keys import encode_registered_keys, generate_key_pair, generate_webhook_key
 
 RUN_DIR = STATE_DIR / "bench"
@@ -160,10 +160,10 @@ class BenchStack:
         """Servers, a fresh bench database and Redis database, then sandbox, api, scheduler."""
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         env = self.services.up(test=False)
-        database_url = _with_database(
-            env["DATABASE_URL"], _database_name(env["DATABASE_URL"]) + DATABASE_SUFFIX
+        database_url = with_database(
+            env["DATABASE_URL"], database_name(env["DATABASE_URL"]) + DATABASE_SUFFIX
         )
-        asyncio.run(_ensure_database(database_url, recreate=True))
+        asyncio.run(ensure_database(database_url, recreate=True))
         redis_url = self.environ.get("REDIS_URL") or self.services.redis.url(REDIS_DB)
         self.env = process_env({**env, **BENCH_ENV, **_keys()})
         self.env |= {"DATABASE_URL": database_url, "REDIS_URL": redis_url}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -38,8 +40,8 @@ class Stack:
         database_url = env.get("DATABASE_URL") or self._embedded_postgres_url()
         redis_url = env.get("REDIS_URL") or self._embedded_redis_url(TEST_REDIS_DB if test else 0)
         if test:
-            database_url = _with_database(database_url, _database_name(database_url) + TEST_SUFFIX)
-        asyncio.run(_ensure_database(database_url, recreate=test))
+            database_url = with_database(database_url, database_name(database_url) + TEST_SUFFIX)
+        asyncio.run(ensure_database(database_url, recreate=test))
         env["DATABASE_URL"] = database_url
         env["REDIS_URL"] = redis_url
         return env
@@ -62,23 +64,34 @@ class Stack:
         return self.redis.url(db)
 
 
-def _database_name(url: str) -> str:
+def database_name(url: str) -> str:
     return urlsplit(url).path.lstrip("/") or DEV_DATABASE
 
 
-def _with_database(url: str, name: str) -> str:
+def with_database(url: str, name: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
 
 
-async def _ensure_database(url: str, *, recreate: bool) -> None:
-    """Create the database named in `url` (dropping it first for a test run)."""
-    name = _database_name(url)
-    admin_url = _with_database(url.replace("+asyncpg", ""), "postgres")
-    connection = await asyncpg.connect(admin_url)
-    try:
+async def ensure_database(url: str, *, recreate: bool) -> None:
+    """Create the database named in `url` (dropping it first when `recreate`)."""
+    name = database_name(url)
+    async with _server(url) as connection:
         if recreate:
             await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if not await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
             await connection.execute(f'CREATE DATABASE "{name}"')
+
+
+async def drop_database(url: str) -> None:
+    async with _server(url) as connection:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{database_name(url)}" WITH (FORCE)')
+
+
+@asynccontextmanager
+async def _server(url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the server's `postgres` database, for creating and dropping others."""
+    connection = await asyncpg.connect(with_database(url.replace("+asyncpg", ""), "postgres"))
+    try:
+        yield connection
     finally:
         await connection.close()

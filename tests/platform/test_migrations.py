@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -18,31 +16,18 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from core.db import async_database_url
 from core.models import Base
+from devstack.stack import database_name, drop_database, ensure_database, with_database
 from tests.fixtures.processes import PROJECT_ROOT
-
-
-def _with_database(url: str, name: str) -> str:
-    return urlunsplit(urlsplit(url)._replace(path="/" + name))
-
-
-async def _admin(url: str, *statements: str) -> None:
-    connection = await asyncpg.connect(_with_database(url, "postgres"))
-    try:
-        for statement in statements:
-            await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="module")
 def scratch_database_url(base_env: dict[str, str]) -> Iterator[str]:
     """A database of its own, so reversing migrations cannot disturb the shared test database."""
     url = base_env["DATABASE_URL"]
-    name = urlsplit(url).path.lstrip("/") + "_migrations"
-    drop = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
-    asyncio.run(_admin(url, drop, f'CREATE DATABASE "{name}"'))
-    yield _with_database(url, name)
-    asyncio.run(_admin(url, drop))
+    scratch = with_database(url, database_name(url) + "_migrations")
+    asyncio.run(ensure_database(scratch, recreate=True))
+    yield scratch
+    asyncio.run(drop_database(scratch))
 
 
 def alembic_config(url: str) -> Config:

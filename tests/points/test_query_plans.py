@@ -22,6 +22,7 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bench.seed import BULK_PURCHASES
 from core.accounts.repository import UserRepository
 from core.accounts.tokens import issue_access_token
 from core.db import create_sessionmaker, utcnow
@@ -34,21 +35,6 @@ USERS = 4
 INVOICE_BASE = 7_000_000_000_000  # far above anything the sandbox hands out
 INDEXED_SCANS = {"Index Scan", "Index Only Scan", "Bitmap Index Scan"}
 
-BULK_PURCHASES = text(
-    """
-    INSERT INTO purchases (id, user_id, product_id, invoice_id, rustore_purchase_id, sandbox,
-                           state, points_credited, attempts, enqueued_at, completed_at,
-                           created_at, updated_at)
-    SELECT gen_random_uuid(), (CAST(:users AS uuid[]))[1 + g % :user_count], 'coins_100',
-           CAST(:invoice_base AS bigint) + g, 'bulk-' || (CAST(:invoice_base AS bigint) + g), false,
-           CASE WHEN g % 200 = 0 THEN 'pending' ELSE 'credited' END,
-           CASE WHEN g % 200 = 0 THEN 0 ELSE 100 END, 1,
-           CASE WHEN g % 400 = 0 THEN NULL ELSE now() - g * interval '1 second' END,
-           CASE WHEN g % 200 = 0 THEN NULL ELSE now() - g * interval '1 second' END,
-           now() - g * interval '1 second', now() - g * interval '1 second'
-      FROM generate_series(1, :count) AS g
-    """
-)
 BULK_KEYS = text(
     """
     INSERT INTO idempotency_keys (user_id, key, request_hash, response_status, response_body,
@@ -93,7 +79,9 @@ async def bulk(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Bulk]:
         ]
         user_ids = [user.id for user in users if user is not None]
         params = {"users": user_ids, "user_count": USERS, "count": PURCHASES}
-        await session.execute(BULK_PURCHASES, {**params, "invoice_base": INVOICE_BASE})
+        await session.execute(
+            BULK_PURCHASES, {**params, "invoice_base": INVOICE_BASE, "first": 1, "last": PURCHASES}
+        )
         await session.execute(BULK_KEYS, params)
         await session.commit()
     async with engine.connect() as connection:
