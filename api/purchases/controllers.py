@@ -118,6 +118,7 @@ class PurchasesController(Controller):
         purchase = await service.get_own(db_session, principal.user_id, payment_id)
         wait = _prefer_wait(request)
         if wait and not purchase.is_final:
+            await db_session.rollback()  # ends the read: the connection goes back for the wait
             purchase = await _wait_for_final(state, principal.user_id, payment_id, wait)
         etag = _etag(purchase)
         headers = _polling_headers(purchase, etag)
