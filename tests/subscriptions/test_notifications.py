@@ -45,12 +45,14 @@ async def test_a_payment_failure_notification_moves_the_subscription_to_grace(
 
     grace = await subscriber.wait_row(sub.id, lambda row: row.status == "grace")
     assert grace.period == "grace"
-    events = [
+    received = [
         row
         for row in await webhooks.rows()
         if row.purchase_id == sub.ref and row.event == "PAYMENT_FAILED"
     ]
-    assert events
+    assert received
+    # The subscription is updated inside the processing; the journal entry right after it.
+    events = [await webhooks.wait_done(row.notification_id) for row in received]
     assert all(row.status == NotificationStatus.PROCESSED for row in events)
     assert events[0].outcome == f"re-read subscription {sub.id} from RuStore"
 
