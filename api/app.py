@@ -29,7 +29,6 @@ from api.protection import (
     client_address,
     cors_config,
     edge_middleware,
-    rate_limit_stores,
 )
 from api.purchases.controllers import PurchasesController
 from api.request_context import RequestContext
@@ -38,7 +37,7 @@ from api.webhooks.controllers import NotificationsAdminController, WebhooksContr
 from core.db import create_engine, create_sessionmaker
 from core.integrations import rustore_client
 from core.logging import configure_logging
-from core.queue import create_broker
+from core.queue import AsyncEnqueuer, create_broker
 from core.settings import Settings, get_settings
 
 
@@ -59,7 +58,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis
         app.state.broker = create_broker(settings.redis_url, socket_timeout=settings.redis_timeout)
-        app.state.job_sender = JobSender(app.state.broker)
+        app.state.job_sender = JobSender(AsyncEnqueuer(app.state.broker, redis))
         # One RuStore client for the process: one connection pool, one cached access token.
         app.state.rustore = rustore_client(settings)
         try:
@@ -94,7 +93,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "client_address": Provide(client_address, sync_to_thread=False),
         },
         middleware=[*edge_middleware(settings), authentication_middleware(settings)],
-        stores=rate_limit_stores(redis),
         cors_config=cors_config(settings),
         request_max_body_size=settings.max_body_bytes,
         request_class=ApiRequest,

@@ -1,8 +1,8 @@
 """Sending jobs from request handlers without ever stalling them on the queue.
 
-The broker client is synchronous, so a send runs in a worker thread. When Redis is unreachable,
-the sender stops trying for a short cool-down: requests keep answering at full speed, and the
-rows they committed are sent later by the scheduler's sweeper. PostgreSQL, not Redis, is what
+Sends go through `AsyncEnqueuer` on the api's asyncio Redis client, never a thread. When Redis is
+unreachable, the sender stops trying for a short cool-down: requests keep answering at full
+speed, and the rows they committed are sent later by the scheduler's sweeper. PostgreSQL, not Redis, is what
 makes an accepted request durable.
 """
 
@@ -13,21 +13,19 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import anyio.to_thread
 import redis
 import structlog
-from dramatiq.brokers.redis import RedisBroker
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core.queue import Job, send
+from core.queue import AsyncEnqueuer, Job
 
 log = structlog.get_logger(__name__)
 
 
 class JobSender:
-    def __init__(self, broker: RedisBroker, cooldown_seconds: float = 5.0) -> None:
-        self.broker = broker
+    def __init__(self, enqueuer: AsyncEnqueuer, cooldown_seconds: float = 5.0) -> None:
+        self.enqueuer = enqueuer
         self.cooldown_seconds = cooldown_seconds
         self._skip_until = 0.0
 
@@ -36,7 +34,7 @@ class JobSender:
         if time.monotonic() < self._skip_until:
             return False
         try:
-            await anyio.to_thread.run_sync(lambda: send(self.broker, job, *args))
+            await self.enqueuer.send(job, *args)
         except redis.RedisError as exc:
             self._skip_until = time.monotonic() + self.cooldown_seconds
             log.warning("queue.unreachable", job=job.actor, error=str(exc))

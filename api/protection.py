@@ -4,12 +4,15 @@ Rate limits are counted in Redis so they hold across api processes: RATE_LIMIT_P
 route per client address, and AUTH_RATE_LIMIT_PER_MINUTE, counted separately, for the routes that
 take a password (`STRICT_RATE_LIMIT` in their `opt`). /health is never limited, so probes keep
 working during an attack; nor is /api/webhooks, because RuStore sends and retries from a few
-addresses and a refused notification is a delayed payment. When Redis is unreachable requests
-pass unlimited (logged), matching the rule that the api keeps answering while Redis is down.
+addresses and a refused notification is a delayed payment, nor /metrics, which Prometheus scrapes
+from the ops network. When Redis is unreachable requests pass unlimited (logged), matching the
+rule that the api keeps answering while Redis is down.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -17,10 +20,8 @@ from litestar import Request
 from litestar.config.cors import CORSConfig
 from litestar.exceptions import ClientException, TooManyRequestsException
 from litestar.middleware.base import DefineMiddleware
-from litestar.middleware.rate_limit import CacheObject, RateLimitConfig
+from litestar.middleware.rate_limit import DURATION_VALUES, CacheObject, RateLimitConfig
 from litestar.middleware.rate_limit import RateLimitMiddleware as LitestarRateLimitMiddleware
-from litestar.stores.base import Store
-from litestar.stores.redis import RedisStore
 from litestar.types import Receive, Scope, Send
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -32,34 +33,74 @@ log = structlog.get_logger(__name__)
 
 STRICT_RATE_LIMIT_OPT = "strict_rate_limit"
 STRICT_RATE_LIMIT = {STRICT_RATE_LIMIT_OPT: True}
-UNLIMITED_PATHS = ["^/health/", "^/api/webhooks/"]
+UNLIMITED_PATHS = ["^/health/", "^/api/webhooks/", "^/metrics$"]
+# Each limit's name, which prefixes its counters' Redis keys.
 RATE_LIMIT_STORE = "rate_limit"
 STRICT_RATE_LIMIT_STORE = "strict_rate_limit"
 
 
 class RateLimitMiddleware(LitestarRateLimitMiddleware):
-    """Litestar's limiter, plus a Retry-After on its 429 and fail-open when Redis is down."""
+    """Litestar's limiter (its config, exclusions, throttle check and headers), counting in one
+    atomic Redis round trip, with a Retry-After on its 429 and fail-open when Redis is down.
+
+    Litestar's own reads the client's history, appends to it and writes it back under a
+    per-process lock: two round trips that serialize every request of the process behind one
+    another, and a count that two processes can overwrite. A fixed window counted with INCR is
+    exact across processes and waits on nothing. The window opens with the client's first request
+    and lasts one `unit`, as in Litestar's.
+    """
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except TooManyRequestsException as exc:
-            if exc.headers and "RateLimit-Reset" in exc.headers:
-                exc.headers.setdefault("Retry-After", exc.headers["RateLimit-Reset"])
-            raise
+        app = scope["litestar_app"]
+        request: Request[Any, Any, Any] = app.request_class(scope)
+        if await self.should_check_request(request=request):
+            window = await self._count(app.state.redis, self._key(request))
+            if window.count > self.max_requests:
+                headers = self.create_response_headers(cache_object=window)
+                headers["Retry-After"] = headers[self.config.rate_limit_reset_header_key]
+                raise TooManyRequestsException(headers=headers)
+            if self.config.set_rate_limit_headers:
+                send = self.create_send_wrapper(send=send, cache_object=window)
+        await self.app(scope, receive, send)
 
-    async def retrieve_cached_history(self, key: str, store: Store) -> CacheObject:
+    def _key(self, request: Request[Any, Any, Any]) -> str:
+        return f"kopilka:{self.config.store}:{self.get_identifier_for_request(request)}"
+
+    async def _count(self, redis: Redis, key: str) -> Window:
+        """This request's number in the client's window, and when the window closes."""
+        duration = DURATION_VALUES[self.unit]
+        now = int(time.time())
         try:
-            return await super().retrieve_cached_history(key, store)
+            async with redis.pipeline(transaction=True) as pipe:
+                pipe.incr(key)
+                pipe.expire(key, duration, nx=True)
+                pipe.ttl(key)
+                count, _, ttl = await pipe.execute()
         except RedisError as exc:
             log.warning("rate_limit.unavailable", error=str(exc))
-            return CacheObject(history=[], reset=0)
+            return Window(history=[], reset=now + duration, count=0)
+        return Window(history=[], reset=now + max(int(ttl), 1), count=int(count))
 
-    async def set_cached_history(self, key: str, cache_object: CacheObject, store: Store) -> None:
-        try:
-            await super().set_cached_history(key, cache_object, store)
-        except RedisError as exc:
-            log.warning("rate_limit.unavailable", error=str(exc))
+    def create_response_headers(self, cache_object: CacheObject) -> dict[str, str]:
+        count = getattr(cache_object, "count", len(cache_object.history))
+        return {
+            self.config.rate_limit_policy_header_key: (
+                f"{self.max_requests}; w={DURATION_VALUES[self.unit]}"
+            ),
+            self.config.rate_limit_limit_header_key: str(self.max_requests),
+            self.config.rate_limit_remaining_header_key: str(max(self.max_requests - count, 0)),
+            self.config.rate_limit_reset_header_key: str(
+                max(cache_object.reset - int(time.time()), 0)
+            ),
+        }
+
+
+@dataclass
+class Window(CacheObject):
+    """Litestar's cache object (what its header helpers take) with the window's count instead
+    of a history list, which at a high limit would hold one entry per request."""
+
+    count: int = 0
 
 
 class ApiRequest(Request[Any, Any, Any]):
@@ -75,13 +116,6 @@ class ApiRequest(Request[Any, Any, Any]):
 
 def _is_strict(request: Request[Any, Any, Any]) -> bool:
     return bool(request.route_handler.opt.get(STRICT_RATE_LIMIT_OPT))
-
-
-def rate_limit_stores(redis: Redis) -> dict[str, Store]:
-    return {
-        RATE_LIMIT_STORE: RedisStore(redis, namespace="kopilka:rate_limit"),
-        STRICT_RATE_LIMIT_STORE: RedisStore(redis, namespace="kopilka:strict_rate_limit"),
-    }
 
 
 def edge_middleware(settings: Settings) -> list[DefineMiddleware]:

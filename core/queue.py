@@ -7,11 +7,14 @@ broker is built here so every process speaks the same middleware list. The api o
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import dramatiq
 import redis
+import redis.asyncio
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -108,3 +111,47 @@ ALL_JOBS: tuple[Job, ...] = (
     SUBSCRIPTION_VERIFY,
     SUBSCRIPTION_CHECK,
 )
+
+
+class AsyncEnqueuer:
+    """`RedisBroker.enqueue` for asyncio code: the same message, middleware hooks and Lua
+    script, over an asyncio Redis client.
+
+    Dramatiq's broker is synchronous, so the api would otherwise hand every send to a thread:
+    a hop, a blocked socket read and a GIL hand-over per accepted request. The script's
+    arguments follow `RedisBroker._dispatch` (Dramatiq is pinned below 3; the api and worker
+    tests consume what this sends, so a change there fails them).
+    """
+
+    def __init__(self, broker: RedisBroker, client: redis.asyncio.Redis) -> None:
+        self.broker = broker
+        self._dispatch = client.register_script(broker.scripts["dispatch"].script)
+
+    async def send(self, job: Job, *args: Any) -> dramatiq.Message[Any]:
+        """Enqueue `job` now; raises redis errors to the caller, like `send`."""
+        message: dramatiq.Message[Any] = dramatiq.Message(
+            queue_name=job.queue,
+            actor_name=job.actor,
+            args=args,
+            kwargs={},
+            options={"redis_message_id": str(uuid.uuid4())},
+        )
+        broker = self.broker
+        broker.emit_before("enqueue", message, None)
+        await self._dispatch(
+            keys=[broker.namespace],
+            args=[
+                "enqueue",
+                int(time.time() * 1000),
+                job.queue,
+                broker.broker_id,
+                broker.heartbeat_timeout,
+                broker.dead_message_ttl,
+                broker._should_do_maintenance("enqueue"),
+                broker._max_unpack_size(),  # type: ignore[no-untyped-call]
+                message.options["redis_message_id"],
+                message.encode(),
+            ],
+        )
+        broker.emit_after("enqueue", message, None)
+        return message

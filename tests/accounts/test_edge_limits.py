@@ -7,6 +7,7 @@ throttles the rest of the suite.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import random
 from collections.abc import AsyncIterator
@@ -65,6 +66,28 @@ async def test_one_client_over_the_limit_is_throttled_and_others_are_not(limited
         assert 0 < int(throttled.headers["retry-after"]) <= 60
         assert (await quiet.get(PROFILE)).status_code == 401
         assert (await noisy.get("/health/live")).status_code == 200
+
+
+async def test_the_limit_is_exact_across_api_processes(
+    limited_url: str, settings: Settings
+) -> None:
+    """Two apps (as two api processes) share one Redis count: of many concurrent requests from
+    one client, exactly the limit pass, however they interleave."""
+    address = new_address()
+    second = msgspec.structs.replace(
+        settings, rate_limit_per_minute=GENERAL_LIMIT, trusted_proxies="127.0.0.1"
+    )
+    async with serve(RequestContext(create_app(second))) as second_url:
+        clients = [client_at(url, address) for url in (limited_url, second_url)]
+        answers = await asyncio.gather(
+            *(clients[n % 2].get(PROFILE) for n in range(GENERAL_LIMIT * 3))
+        )
+        for client in clients:
+            await client.aclose()
+
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(401) == GENERAL_LIMIT
+    assert statuses.count(429) == GENERAL_LIMIT * 2
 
 
 async def test_a_client_cannot_escape_its_limit_by_prepending_addresses(limited_url: str) -> None:
