@@ -2,8 +2,8 @@
 
 Sends go through `AsyncEnqueuer` on the api's asyncio Redis client, never a thread. When Redis is
 unreachable, the sender stops trying for a short cool-down: requests keep answering at full
-speed, and the rows they committed are sent later by the scheduler's sweeper. PostgreSQL, not Redis, is what
-makes an accepted request durable.
+speed, and the rows they committed are sent later by the scheduler's sweeper. PostgreSQL, not
+Redis, is what makes an accepted request durable.
 """
 
 from __future__ import annotations

