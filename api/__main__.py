@@ -6,6 +6,7 @@ import sys
 
 import uvicorn
 
+from core.ops.multiprocess import use_metrics_dir
 from core.ports import port_in_use_message
 from core.settings import load_settings_or_exit
 
@@ -15,17 +16,20 @@ def main() -> None:
     if message := port_in_use_message(settings.host, settings.port, "PORT"):
         print(message, file=sys.stderr)
         raise SystemExit(1)
-    uvicorn.run(
-        "api.app:create_asgi_app",
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=settings.web_concurrency,
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-    )
+    # Before uvicorn imports the app (and prometheus-client): every api process writes the
+    # role's metrics files there, so /metrics answers for all of them.
+    with use_metrics_dir("api"):
+        uvicorn.run(
+            "api.app:create_asgi_app",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=settings.web_concurrency,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,
+        )
 
 
 if __name__ == "__main__":

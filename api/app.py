@@ -17,12 +17,18 @@ from api.accounts.authentication import (
     provide_principal,
 )
 from api.accounts.controllers import AuthController, UserController
+from api.admin.controllers import AuditController
 from api.catalogue.controllers import CatalogueAdminController, CatalogueController
 from api.deps import provide_db_session, provide_settings
 from api.diagnostics.controllers import DiagnosticsController
 from api.errors import problem_details_plugin
 from api.health import HealthController
 from api.jobs import JobSender
+from api.metrics import MetricsController
+from api.openapi import StrictStructSchemaPlugin
+from api.ops.auth import ops_stores
+from api.ops.pages import template_config
+from api.ops.router import ops_routes
 from api.points.controllers import PointsAdminController, PointsController
 from api.protection import (
     ApiRequest,
@@ -34,6 +40,7 @@ from api.purchases.controllers import PurchasesController
 from api.request_context import RequestContext
 from api.subscriptions.controllers import SubscriptionsAdminController, SubscriptionsController
 from api.webhooks.controllers import NotificationsAdminController, WebhooksController
+from core import metrics
 from core.db import create_engine, create_sessionmaker
 from core.integrations import rustore_client
 from core.logging import configure_logging
@@ -43,7 +50,8 @@ from core.settings import Settings, get_settings
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    # Made here, not in the lifespan, because the rate-limit stores must exist when the app does.
+    # Made here, not in the lifespan, because the dashboard's session store must exist when the
+    # app does; rate limits and job sends use it too.
     redis = Redis.from_url(
         settings.redis_url,
         socket_timeout=settings.redis_timeout,
@@ -68,10 +76,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await app.state.rustore.aclose()
             await redis.aclose()
             await engine.dispose()
+            metrics.mark_process_dead()
 
     return Litestar(
         route_handlers=[
             HealthController,
+            MetricsController,
             AuthController,
             UserController,
             DiagnosticsController,
@@ -84,6 +94,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             NotificationsAdminController,
             SubscriptionsController,
             SubscriptionsAdminController,
+            AuditController,
+            *ops_routes(settings),
         ],
         lifespan=[resources],
         dependencies={
@@ -93,10 +105,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "client_address": Provide(client_address, sync_to_thread=False),
         },
         middleware=[*edge_middleware(settings), authentication_middleware(settings)],
+        stores=ops_stores(redis),  # the dashboard's sessions
+        template_config=template_config(),
         cors_config=cors_config(settings),
         request_max_body_size=settings.max_body_bytes,
         request_class=ApiRequest,
-        plugins=[problem_details_plugin()],
+        plugins=[problem_details_plugin(), StrictStructSchemaPlugin()],
         logging_config=None,  # core.logging configures every process the same way
         openapi_config=OpenAPIConfig(
             title="Kopilka",

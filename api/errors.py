@@ -167,12 +167,19 @@ the database, not the request, is at fault, and the same request can succeed a m
 OUTAGE_RETRY_AFTER = "1"
 
 
+NUL_IN_TEXT_SQLSTATE = "22021"
+"""character_not_in_repertoire: PostgreSQL text cannot hold U+0000, and only a client sends one."""
+
+
 def _from_database_error(exc: Exception) -> Problem:
-    """503 when the database is unreachable, saturated or a lock wait ran out; else a 500.
+    """503 when the database is unreachable, saturated or a lock wait ran out; a 400 for a NUL
+    character in a client's text, which PostgreSQL refuses wherever it appears; else a 500.
 
     Failing fast with 503 (pool timeout, lock_timeout) instead of queueing requests is what lets
     the api recover by itself once the database does; nothing was committed, so a retry is safe.
     """
+    if _sqlstate(exc) == NUL_IN_TEXT_SQLSTATE:
+        return Problem(400, "invalid_characters", "Text must not contain NUL (\\u0000) characters.")
     if not _is_database_outage(exc):
         return _from_unexpected(exc)
     log.warning("database.unavailable", error_type=type(exc).__name__, error=str(exc)[:300])
@@ -189,8 +196,13 @@ def _is_database_outage(exc: Exception) -> bool:
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
+    sqlstate = _sqlstate(exc)
+    return sqlstate is not None and sqlstate.startswith(OUTAGE_SQLSTATES)
+
+
+def _sqlstate(exc: Exception) -> str | None:
     sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith(OUTAGE_SQLSTATES)
+    return sqlstate if isinstance(sqlstate, str) else None
 
 
 def problem_details_plugin() -> ProblemDetailsPlugin:

@@ -12,14 +12,38 @@ from typing import Any, TypeVar
 
 import msgspec
 from litestar import Request, Response
+from litestar.openapi.spec import OpenAPIType, Operation, Parameter, Schema
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.idempotency import service as idempotency
-from core.idempotency.service import StoredResponse
+from core.idempotency.service import KEY_MAX_LENGTH, StoredResponse
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+@dataclass
+class IdempotentOperation(Operation):
+    """The OpenAPI operation of an idempotent write: it documents the required header, which the
+    handler reads itself (`run_idempotent`) so that a missing or malformed key gets its own
+    problem code rather than a generic validation error."""
+
+    def __post_init__(self) -> None:
+        header = Parameter(
+            name=IDEMPOTENCY_HEADER,
+            param_in="header",
+            required=True,
+            description="One key per intended operation, reused for its retries; scoped to the "
+            "caller. A repeat with the same body replays the first answer.",
+            schema=Schema(
+                type=OpenAPIType.STRING,
+                min_length=1,
+                max_length=KEY_MAX_LENGTH,
+                pattern="^[!-~]([ -~]*[!-~])?$",  # printable ASCII; HTTP trims outer spaces
+            ),
+        )
+        self.parameters = [*(self.parameters or []), header]
 
 
 @dataclass(frozen=True)

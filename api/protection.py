@@ -15,10 +15,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import structlog
 from litestar import Request
 from litestar.config.cors import CORSConfig
-from litestar.exceptions import ClientException, TooManyRequestsException
+from litestar.exceptions import ClientException, TooManyRequestsException, ValidationException
 from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import DURATION_VALUES, CacheObject, RateLimitConfig
 from litestar.middleware.rate_limit import RateLimitMiddleware as LitestarRateLimitMiddleware
@@ -72,10 +73,12 @@ class RateLimitMiddleware(LitestarRateLimitMiddleware):
         now = int(time.time())
         try:
             async with redis.pipeline(transaction=True) as pipe:
+                # Opens the window if there is none (SET NX, not EXPIRE NX: Redis 6 has no
+                # EXPIRE options); INCR keeps the key's expiry.
+                pipe.set(key, 0, ex=duration, nx=True)
                 pipe.incr(key)
-                pipe.expire(key, duration, nx=True)
                 pipe.ttl(key)
-                count, _, ttl = await pipe.execute()
+                _, count, ttl = await pipe.execute()
         except RedisError as exc:
             log.warning("rate_limit.unavailable", error=str(exc))
             return Window(history=[], reset=now + duration, count=0)
@@ -105,13 +108,33 @@ class Window(CacheObject):
 
 class ApiRequest(Request[Any, Any, Any]):
     """msgspec refuses JSON nested deeper than the interpreter's recursion limit with a
-    RecursionError; that is the client's malformed body, a 400, not a 500."""
+    RecursionError; that is the client's malformed body, a 400, not a 500.
+
+    A JSON body must also match its route's `data` type exactly: Litestar converts it in msgspec's
+    lax mode, which is meant for query strings and takes `"5"` for 5 and `0` for false, so the
+    body is first checked in strict mode, as the OpenAPI schema describes it (tests/fuzz)."""
 
     async def json(self) -> Any:
         try:
-            return await super().json()
+            value = await super().json()
         except RecursionError:
             raise ClientException("JSON is nested too deeply.") from None
+        route_handler = self.scope.get("route_handler")
+        if route_handler is not None and (data_field := route_handler.parsed_data_field):
+            _check_strictly(value, data_field.annotation)
+        return value
+
+
+def _check_strictly(value: Any, data_type: Any) -> None:
+    try:
+        msgspec.convert(value, data_type, strict=True)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `$")
+        key = path.rstrip("`").lstrip(".") or None
+        raise ValidationException(
+            f"{key or 'body'}: {message}",
+            extra=[{"key": key, "message": message, "source": "body"}],
+        ) from None
 
 
 def _is_strict(request: Request[Any, Any, Any]) -> bool:

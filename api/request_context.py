@@ -1,7 +1,9 @@
 """Request id and access log for every HTTP request, matched route or not.
 
 It wraps the whole Litestar app rather than sitting in its middleware list because Litestar runs
-route middleware only for matched routes, and a 404 or 405 needs its id and log line too.
+route middleware only for matched routes, and a 404 or 405 needs its id, log line and count in
+/metrics too; so do the 401 and 429 answers of the auth and rate-limit middleware, whose errors
+leave that middleware as exceptions before any status is known inside it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 
+from core import metrics
 from core.logging import is_valid_request_id, new_request_id
 
 REQUEST_ID_HEADER = b"x-request-id"
+UNMATCHED_ROUTE = "(unmatched)"
 
 log = structlog.get_logger("api.access")
 
@@ -48,13 +52,17 @@ class RequestContext:
             try:
                 await self.app(scope, receive, send_with_id)
             finally:
+                duration = time.perf_counter() - started
                 log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    duration_ms=round(duration * 1000, 2),
                 )
+                # The route template, not the path: ids in paths would make a series per id.
+                route = scope.get("path_template") or UNMATCHED_ROUTE
+                metrics.observe_request(scope["method"], route, status, duration)
 
 
 def _incoming_request_id(scope: HTTPScope) -> str | None:

@@ -18,6 +18,7 @@ from core.accounts.tokens import issue_access_token
 from core.catalogue.repository import ProductRepository
 from core.db import create_engine, create_sessionmaker, utcnow
 from core.points import service as points
+from core.points.models import EntryKind, EntrySource
 from core.purchases import service as purchases
 from core.settings import Settings
 
@@ -116,7 +117,10 @@ async def grants(
 ) -> None:
     async with sessions() as session:
         for user_id in user_ids:
-            await points.grant(session, user_id, amount, reason="bench")
+            await points.credit(
+                session, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
+                kind=EntryKind.GRANT, reason="bench",
+            )  # fmt: skip
         await session.commit()
 
 

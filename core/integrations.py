@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.ops.activity import rustore_call_observer
 from core.rustore import CallObserver, RuStoreClient, RuStoreConfig
 from core.settings import Settings
 
@@ -18,4 +19,8 @@ def rustore_config(settings: Settings) -> RuStoreConfig:
 
 
 def rustore_client(settings: Settings, observer: CallObserver | None = None) -> RuStoreClient:
-    return RuStoreClient(rustore_config(settings), observer=observer)
+    """A client whose calls are counted in /metrics and the ops overview, unless `observer`
+    says otherwise."""
+    return RuStoreClient(
+        rustore_config(settings), observer=observer or rustore_call_observer(settings)
+    )

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import dramatiq
 import redis
 import redis.asyncio
+from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
     AgeLimit,
@@ -29,6 +30,7 @@ from dramatiq.middleware import (
 )
 
 from core.logging import current_request_id
+from core.ops.activity import JobActivity
 
 REQUEST_ID_OPTION = "request_id"
 DEFAULT_MAX_RETRIES = 20
@@ -60,9 +62,30 @@ class RequestIdMiddleware(Middleware):
             message.options.setdefault(REQUEST_ID_OPTION, request_id)
 
 
+class DeadLetterNotes(Middleware):
+    """Dead-letter a message as it failed, with the traceback Retries just wrote into it.
+
+    The broker moves the copy stored when the message was last enqueued, which lacks the
+    traceback of the failure that killed it; this writes the failed copy over it first (only
+    while it is still stored, so a message another worker already settled is not revived).
+    """
+
+    SCRIPT = (
+        "if redis.call('hexists', KEYS[1], ARGV[1]) == 1 then "
+        "redis.call('hset', KEYS[1], ARGV[1], ARGV[2]) end"
+    )
+
+    def before_nack(self, broker: dramatiq.Broker, message: MessageProxy) -> None:
+        if isinstance(broker, RedisBroker):
+            stored = f"{broker.namespace}:{message.queue_name}.msgs"
+            redis_id = message.options["redis_message_id"]
+            broker.client.eval(self.SCRIPT, 1, stored, redis_id, message.encode())
+
+
 def middleware_list() -> list[Middleware]:
     """The explicit middleware list: what each one is for is written next to it."""
     return [
+        JobActivity(),  # metrics and the ops overview's counts; first, so it sees Retries' verdict
         AgeLimit(),  # drop messages older than their max_age, if an actor sets one
         TimeLimit(time_limit=120_000),  # a job that runs 2 minutes is stuck, not slow
         ShutdownNotifications(),
@@ -72,6 +95,7 @@ def middleware_list() -> list[Middleware]:
         CurrentMessage(),  # lets actors read their message's options (the request id)
         AsyncIO(),  # actors are coroutines sharing one event loop per worker process
         RequestIdMiddleware(),
+        DeadLetterNotes(),  # the dead letter keeps the traceback of its last failure
     ]
 
 

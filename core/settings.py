@@ -44,6 +44,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     port: Port = 8000
     host: str = "127.0.0.1"
     web_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 1
+    worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9191
+    scheduler_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9192
     environment: str = "development"
     log_level: str = "INFO"
     database_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 10
@@ -74,6 +76,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     cors_origins: str = ""
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
 
+    # Ops dashboard (/ops)
+    ops_session_ttl_seconds: Annotated[int, msgspec.Meta(ge=300, le=7 * 86400)] = 8 * 3600
+    ops_allow_plain_http: bool = False
+
     def __post_init__(self) -> None:
         for name in ("rustore_webhook_key", "rustore_sandbox_webhook_key"):
             value = getattr(self, name)
@@ -83,6 +89,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
                 )
         if self.environment == "production" and self.rustore_api_url.startswith("http://"):
             raise SettingsError("RUSTORE_API_URL: production requires https")
+        if self.environment == "production" and self.ops_allow_plain_http:
+            raise SettingsError("OPS_ALLOW_PLAIN_HTTP: production requires https")
         for proxy in self.trusted_proxy_list:
             try:
                 ipaddress.ip_network(proxy, strict=False)

@@ -88,6 +88,7 @@ def _announce_when_ready(env: dict[str, str]) -> None:
     print(
         "\n"
         "  Kopilka is up.\n"
+        f"    Ops dashboard   {api}/ops  (docs/dashboard.md)\n"
         f"    API docs        {api}/schema\n"
         f"    OpenAPI JSON    {api}/schema/openapi.json\n"
         f"    Health          {api}/health/ready\n"

@@ -1,8 +1,9 @@
 """`python -m devstack.demo`: the demo accounts and catalogue `make run` creates, so the API can be
 tried at once against the RuStore sandbox (which accepts any product code).
 
-    admin  admin@kopilka.example  demo-admin-password   (roles: admin)
-    user   user@kopilka.example   demo-user-password    (roles: user)
+    admin    admin@kopilka.example    demo-admin-password     (roles: admin)
+    support  support@kopilka.example  demo-support-password   (roles: support; reads /ops)
+    user     user@kopilka.example     demo-user-password      (roles: user)
 
 Idempotent: an account that already exists is left as it is. Refuses to run with
 ENVIRONMENT=production, where a published password would be an open door.
@@ -34,6 +35,7 @@ DEMO_PRODUCTS = (
 
 DEMO_ACCOUNTS = (
     ("admin@kopilka.example", "demo-admin-password", Role.ADMIN),
+    ("support@kopilka.example", "demo-support-password", Role.SUPPORT),
     ("user@kopilka.example", "demo-user-password", Role.USER),
 )
 
@@ -49,7 +51,7 @@ async def ensure_demo_accounts(settings: Settings) -> list[str]:
                 if existing is None:
                     await service.create_user(session, email, password, [role])
                 state = "exists, left unchanged" if existing else "created"
-                lines.append(f"    {role:<6} {email:<24} {password:<22} ({state})")
+                lines.append(f"    {role:<7} {email:<24} {password:<22} ({state})")
             await session.commit()
     finally:
         await engine.dispose()

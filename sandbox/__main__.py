@@ -46,6 +46,9 @@ def serve(host: str | None, port: int | None) -> None:
         log_config=None,
         access_log=config.log_level.upper() == "DEBUG",
         timeout_graceful_shutdown=1,
+        # The sandbox's state lives in this one process. Without this, uvicorn would take
+        # WEB_CONCURRENCY (the api's setting, in the same .env) from the environment.
+        workers=1,
     )
 
 

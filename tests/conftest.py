@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.points",
     "tests.fixtures.webhooks",
     "tests.fixtures.subscriptions",
+    "tests.fixtures.ops",
 ]

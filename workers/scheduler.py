@@ -12,17 +12,21 @@ import signal
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 
+import redis
 import structlog
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from dramatiq.brokers.redis import RedisBroker
 
+from core import metrics
 from core.db import create_engine, create_sessionmaker, utcnow
 from core.diagnostics import service as diagnostics
 from core.idempotency import service as idempotency
 from core.integrations import rustore_client
 from core.logging import configure_logging
 from core.notifications import service as notifications
+from core.ops.schedule import schedule_recorder
+from core.ports import port_in_use_message
 from core.purchases import sweeps
 from core.purchases.reconciliation import previous_day, reconcile_day
 from core.queue import (
@@ -69,6 +73,8 @@ class Jobs:
 
     async def purchases_sweep(self) -> None:
         """Re-send purchases whose job never reached the queue or went quiet."""
+        if not self._queue_reachable("purchases.sweep"):
+            return
         stale_after = dt.timedelta(seconds=self.settings.purchase_stale_seconds)
         async with self.sessions() as session:
             ids = await sweeps.claim_stale(session, stale_after)
@@ -77,6 +83,8 @@ class Jobs:
 
     async def held_payments_watch(self) -> None:
         """Re-drive two-stage payments RuStore still holds, well before its 6 h reversal."""
+        if not self._queue_reachable("purchases.held_watch"):
+            return
         held_for = dt.timedelta(seconds=self.settings.held_payment_check_seconds)
         async with self.sessions() as session:
             ids = await sweeps.claim_held(session, held_for)
@@ -85,6 +93,8 @@ class Jobs:
 
     async def notifications_sweep(self) -> None:
         """Send stored RuStore notifications whose job never reached the queue or went quiet."""
+        if not self._queue_reachable("notifications.sweep"):
+            return
         async with self.sessions() as session:
             ids = await notifications.claim_unsent(session)
             await session.commit()
@@ -93,6 +103,8 @@ class Jobs:
     async def subscriptions_due(self) -> None:
         """Send the subscription checks that fell due (renewal, expiry, dunning), and any
         verification whose message was lost; each row is leased, so it is sent once per slot."""
+        if not self._queue_reachable("subscriptions.due"):
+            return
         async with self.sessions() as session:
             to_verify, to_check = await subscriptions.claim_due(session)
             await session.commit()
@@ -120,6 +132,17 @@ class Jobs:
             pruned = await idempotency.prune_expired(session)
             await session.commit()
         log.info("idempotency.pruned", count=pruned)
+
+    def _queue_reachable(self, source: str) -> bool:
+        """A sweep claims its rows (a new `enqueued_at`) before it sends them: with Redis down
+        the sends fail and the claimed rows would wait out their whole stale period after Redis
+        is back. So a sweep claims nothing until the queue answers (reliability scenarios 6, 19)."""
+        try:
+            self.broker.client.ping()
+        except redis.RedisError as exc:
+            log.warning("scheduler.queue_unreachable", source=source, error=str(exc))
+            return False
+        return True
 
     def _send(self, job: Job, object_id: str) -> None:
         send(self.broker, job, object_id)
@@ -164,6 +187,9 @@ async def run(settings: Settings) -> None:
     broker = create_broker(settings.redis_url, socket_timeout=settings.redis_timeout)
     jobs = Jobs(settings, broker)
     scheduler = build_scheduler(jobs)
+    schedule_recorder(settings).attach(scheduler)  # last/next run and errors for the overview
+    if settings.scheduler_metrics_port:
+        serve_metrics(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -175,6 +201,15 @@ async def run(settings: Settings) -> None:
     await jobs.close()
     broker.close()
     log.info("scheduler.stopped")
+
+
+def serve_metrics(settings: Settings) -> None:
+    """The scheduler's series on SCHEDULER_METRICS_PORT; without it the jobs still run."""
+    host, port = settings.host, settings.scheduler_metrics_port
+    if message := port_in_use_message(host, port, "SCHEDULER_METRICS_PORT"):
+        log.error("scheduler.metrics_unavailable", error=message)
+        return
+    metrics.serve(host, port)
 
 
 def main() -> None:

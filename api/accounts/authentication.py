@@ -23,7 +23,8 @@ BEARER = "BearerToken"
 BEARER_SECURITY: list[SecurityRequirement] = [{BEARER: []}]
 PUBLIC_OPT = "public"
 PUBLIC = {PUBLIC_OPT: True}
-PUBLIC_PATHS = ["^/health/", "^/schema"]
+# /ops has its own browser session and guards (api.ops.auth); a bearer token means nothing there.
+PUBLIC_PATHS = ["^/health/", "^/schema", "^/ops(/|$)"]
 
 SECURITY_COMPONENTS = Components(
     security_schemes={

@@ -14,7 +14,9 @@ from api.accounts.authentication import BEARER_SECURITY, PUBLIC
 from api.accounts.guards import requires_role
 from api.catalogue.schemas import ProductIn, ProductOut, ProductPatch
 from api.errors import problem_responses
+from api.openapi import success_body
 from core.accounts.models import Role
+from core.accounts.tokens import AccessClaims
 from core.catalogue import service as catalogue
 
 CACHE_SECONDS = 60
@@ -28,7 +30,10 @@ class CatalogueController(Controller):
         "/",
         opt=PUBLIC,
         summary="Active products (public, cacheable)",
-        responses=problem_responses(429),
+        responses={
+            **success_body(200, list[ProductOut], "Active products"),
+            **problem_responses(429),
+        },
     )
     async def list_products(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]
@@ -50,9 +55,13 @@ class CatalogueAdminController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, responses=problem_responses(400, 401, 403, 409))
     async def create_product(
-        self, db_session: NamedDependency[AsyncSession], data: JSONBody[ProductIn]
+        self,
+        db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
+        data: JSONBody[ProductIn],
     ) -> ProductOut:
-        product = await catalogue.create(db_session, msgspec.structs.asdict(data))
+        fields = msgspec.structs.asdict(data)
+        product = await catalogue.create(db_session, fields, actor=principal)
         await db_session.commit()
         return ProductOut.from_model(product)
 
@@ -64,9 +73,10 @@ class CatalogueAdminController(Controller):
     async def update_product(
         self,
         db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
         product_id: FromPath[str],
         data: JSONBody[ProductPatch],
     ) -> ProductOut:
-        product = await catalogue.update(db_session, product_id, data.changes())
+        product = await catalogue.update(db_session, product_id, data.changes(), actor=principal)
         await db_session.commit()
         return ProductOut.from_model(product)

@@ -9,7 +9,8 @@ from core.catalogue.models import Product, ProductType
 
 Title = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
 Points = Annotated[int, msgspec.Meta(ge=0, le=1_000_000_000)]
-Price = Annotated[int, msgspec.Meta(gt=0, le=100_000_000_00)]
+# products.price_kopecks is a PostgreSQL integer: a larger price must be a 400, not a 500.
+Price = Annotated[int, msgspec.Meta(gt=0, le=2**31 - 1)]
 
 
 class ProductOut(msgspec.Struct, frozen=True, rename="camel"):

@@ -15,6 +15,7 @@ from api.accounts.guards import requires_role
 from api.diagnostics.schemas import PingIn, PingOut
 from api.errors import problem_responses
 from api.jobs import JobSender
+from api.openapi import OptionalBodyOperation
 from core.accounts.models import Role
 from core.diagnostics import service
 from core.errors import ServiceUnavailableError
@@ -35,6 +36,7 @@ class DiagnosticsController(Controller):
         description="503 `queue_unavailable` when the queue cannot take the ping: the ping is "
         "kept, as a record that the pipeline was broken.",
         guards=[requires_role(Role.ADMIN)],
+        operation_class=OptionalBodyOperation,
         responses=problem_responses(400, 401, 403, 429, 503),
     )
     async def create_ping(

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Any, Protocol
 
@@ -12,17 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.accounts.authentication import BEARER_SECURITY
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
-from api.idempotency import run_idempotent
-from api.paging import PageLimit
+from api.idempotency import IdempotentOperation, run_idempotent
+from api.openapi import success_body
+from api.paging import PageLimit, id_cursor
 from api.points.schemas import AdjustIn, BalanceOut, HistoryPage, LedgerEntryOut, SpendIn
 from core.accounts.models import Role
 from core.accounts.tokens import AccessClaims
-from core.errors import InvalidRequestError
 from core.points import service as points
 
-HISTORY_CURSOR = re.compile(r"[0-9]{1,19}")
-MAX_ENTRY_ID = 2**63 - 1  # ledger ids are bigint
-# Bounds given to litestar itself: a msgspec.Meta inside FromQuery[...] is silently dropped.
+NEW_BALANCE = success_body(200, BalanceOut, "The balance after the change")
 
 
 class PointsController(Controller):
@@ -52,7 +49,7 @@ class PointsController(Controller):
         cursor: FromQuery[str | None] = None,
         limit: PageLimit = 20,
     ) -> HistoryPage:
-        entries = await points.history(db_session, principal.user_id, _before(cursor), limit)
+        entries = await points.history(db_session, principal.user_id, id_cursor(cursor), limit)
         next_cursor = str(entries[-1].id) if len(entries) == limit else None
         return HistoryPage([LedgerEntryOut.from_model(e) for e in entries], next_cursor)
 
@@ -62,7 +59,8 @@ class PointsController(Controller):
         guards=[requires_role(*WRITE_ROLES)],
         summary="Spend points (Idempotency-Key required)",
         description="409 `insufficient_points` when the balance is lower than `amount`.",
-        responses=problem_responses(400, 401, 403, 409, 422, 429),
+        operation_class=IdempotentOperation,
+        responses={**NEW_BALANCE, **problem_responses(400, 401, 403, 409, 422, 429)},
     )
     async def spend(
         self,
@@ -93,7 +91,12 @@ class PointsAdminController(Controller):
     security = BEARER_SECURITY
     guards = [requires_role(Role.ADMIN)]
 
-    @post("/grant", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 429))
+    @post(
+        "/grant",
+        status_code=200,
+        operation_class=IdempotentOperation,
+        responses={**NEW_BALANCE, **problem_responses(400, 401, 403, 404, 422, 429)},
+    )
     async def grant(
         self,
         request: Request[Any, Any, Any],
@@ -104,7 +107,12 @@ class PointsAdminController(Controller):
     ) -> Response[bytes]:
         return await _adjust(request, db_session, principal, user_id, data, points.grant)
 
-    @post("/clawback", status_code=200, responses=problem_responses(400, 401, 403, 404, 422, 429))
+    @post(
+        "/clawback",
+        status_code=200,
+        operation_class=IdempotentOperation,
+        responses={**NEW_BALANCE, **problem_responses(400, 401, 403, 404, 422, 429)},
+    )
     async def clawback(
         self,
         request: Request[Any, Any, Any],
@@ -120,7 +128,13 @@ class Adjustment(Protocol):
     """`points.grant` or `points.take_back`."""
 
     async def __call__(
-        self, session: AsyncSession, user_id: uuid.UUID, amount: int, *, reason: str
+        self,
+        session: AsyncSession,
+        user_id: uuid.UUID,
+        amount: int,
+        *,
+        reason: str,
+        actor: AccessClaims,
     ) -> points.Change: ...
 
 
@@ -132,20 +146,11 @@ async def _adjust(
     data: AdjustIn,
     operation: Adjustment,
 ) -> Response[bytes]:
-    """An admin grant or clawback, idempotent under the admin's Idempotency-Key."""
+    """An admin grant or clawback, audited, idempotent under the admin's Idempotency-Key."""
 
     async def work() -> tuple[int, BalanceOut]:
-        change = await operation(session, user_id, data.amount, reason=data.reason)
+        change = await operation(session, user_id, data.amount, reason=data.reason, actor=principal)
         return 200, BalanceOut(change.balance, change.debt)
 
     outcome = await run_idempotent(request, session, principal.user_id, data, work)
     return outcome.response()
-
-
-def _before(cursor: str | None) -> int | None:
-    """The entry id a history cursor carries; anything else is a 400, never a database error."""
-    if cursor is None:
-        return None
-    if not HISTORY_CURSOR.fullmatch(cursor) or int(cursor) > MAX_ENTRY_ID:
-        raise InvalidRequestError("cursor: not a cursor this api returned", code="invalid_cursor")
-    return int(cursor)

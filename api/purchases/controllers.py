@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.accounts.authentication import BEARER_SECURITY
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
-from api.idempotency import submit_idempotently
+from api.idempotency import IdempotentOperation, submit_idempotently
 from api.jobs import send_after_commit
+from api.openapi import success_body
 from api.paging import PageLimit
 from api.purchases.schemas import IntentIn, IntentOut, PaymentOut, PaymentPage, VerifyIn
 from core.accounts.tokens import AccessClaims
@@ -34,6 +35,10 @@ MAX_WAIT_SECONDS = 30
 PREFER_WAIT = re.compile(r"(?:^|[,;\s])wait=(\d+)")
 RETRY_AFTER_SECONDS = "1"
 CONSUMABLES = (ProductType.CONSUMABLE,)
+SUBMITTED = {
+    **success_body(HTTP_202_ACCEPTED, PaymentOut, "Stored; follow `statusUrl`"),
+    **success_body(200, PaymentOut, "Final within `Prefer: wait=N`"),
+}
 
 
 class PurchasesController(Controller):
@@ -69,7 +74,8 @@ class PurchasesController(Controller):
         summary="Report a RuStore purchase for verification",
         description="Needs an `Idempotency-Key` header. Answers 202 once the purchase is stored; "
         "`Prefer: wait=N` (N ≤ 30) holds the answer up to N seconds for a final state.",
-        responses=problem_responses(400, 401, 403, 409, 422, 429),
+        operation_class=IdempotentOperation,
+        responses={**SUBMITTED, **problem_responses(400, 401, 403, 409, 422, 429)},
     )
     async def verify(
         self,
@@ -87,7 +93,8 @@ class PurchasesController(Controller):
         guards=[requires_role(*WRITE_ROLES)],
         summary="Report a RuStore purchase of points (consumables only)",
         description="The same as /api/payments/verify, for consumable products.",
-        responses=problem_responses(400, 401, 403, 409, 422, 429),
+        operation_class=IdempotentOperation,
+        responses={**SUBMITTED, **problem_responses(400, 401, 403, 409, 422, 429)},
     )
     async def buy_points(
         self,
@@ -105,7 +112,10 @@ class PurchasesController(Controller):
         summary="A purchase's status",
         description="ETag/If-None-Match for cheap polling; `Retry-After` while not final; "
         "`Prefer: wait=N` (N ≤ 30) waits for a final state.",
-        responses=problem_responses(401, 404, 429),
+        responses={
+            **success_body(200, PaymentOut, "The purchase"),
+            **problem_responses(401, 404, 429),
+        },
     )
     async def get_payment(
         self,

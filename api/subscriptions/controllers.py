@@ -15,8 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.accounts.authentication import BEARER_SECURITY
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
-from api.idempotency import submit_idempotently
+from api.idempotency import IdempotentOperation, submit_idempotently
 from api.jobs import send_after_commit
+from api.openapi import success_body
 from api.purchases.schemas import IntentIn, IntentOut
 from api.subscriptions.schemas import (
     EntitlementOut,
@@ -76,7 +77,11 @@ class SubscriptionsController(Controller):
         summary="Report a RuStore subscription for verification",
         description="Needs an `Idempotency-Key` header. Answers 202 once it is stored; follow "
         "`statusUrl`.",
-        responses=problem_responses(400, 401, 403, 409, 422, 429),
+        operation_class=IdempotentOperation,
+        responses={
+            **success_body(HTTP_202_ACCEPTED, SubscriptionOut, "Stored; follow `statusUrl`"),
+            **problem_responses(400, 401, 403, 409, 422, 429),
+        },
     )
     async def verify(
         self,
@@ -197,5 +202,5 @@ class SubscriptionsAdminController(Controller):
     ) -> SubscriptionOut:
         policy = CheckPolicy.from_settings(settings)
         sync = SubscriptionSync(state.sessionmaker, state.rustore, policy)
-        sub = await sync.refund(subscription_id, principal.user_id)
+        sub = await sync.refund(subscription_id, principal)
         return SubscriptionOut.from_model(sub, utcnow())

@@ -19,6 +19,7 @@ from api.jobs import JobSender
 from api.paging import PageLimit
 from api.webhooks.schemas import NotificationOut, NotificationPage, WebhookAck
 from core.accounts.models import Role
+from core.accounts.tokens import AccessClaims
 from core.errors import NotFoundError
 from core.notifications import service
 from core.notifications.models import NotificationStatus
@@ -140,9 +141,10 @@ class NotificationsAdminController(Controller):
         self,
         state: State,
         db_session: NamedDependency[AsyncSession],
+        principal: NamedDependency[AccessClaims],
         notification_id: FromPath[uuid.UUID],
     ) -> NotificationOut:
-        row = await service.reopen(db_session, notification_id)
+        row = await service.reopen(db_session, notification_id, actor=principal)
         await db_session.commit()
         await _enqueue(state, db_session, row.id)
         return NotificationOut.from_model(row)

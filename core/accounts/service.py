@@ -81,7 +81,16 @@ async def login(
     address: str,
     device_id: str | None = None,
 ) -> IssuedTokens:
-    """Check the password; wrong email and wrong password answer alike, in about the same time."""
+    user = await authenticate(session, throttle, email=email, password=password, address=address)
+    issued, _ = await _issue(session, settings, user, uuid.uuid4(), device_id)
+    return issued
+
+
+async def authenticate(
+    session: AsyncSession, throttle: LoginThrottle, *, email: str, password: str, address: str
+) -> User:
+    """Check the password under the login throttle, for the api's tokens and the dashboard's
+    session alike; wrong email and wrong password answer alike, in about the same time."""
     email = credentials.normalize_email(email)
     await throttle.ensure_allowed(email, address)
     user = await UserRepository(session).get_by_email(email)
@@ -92,8 +101,7 @@ async def login(
         log.info("accounts.login.failed", address=address)
         raise UnauthorizedError(INVALID_CREDENTIALS, code="invalid_credentials")
     await throttle.clear(email)
-    issued, _ = await _issue(session, settings, user, uuid.uuid4(), device_id)
-    return issued
+    return user
 
 
 async def _password_matches(session: AsyncSession, user: User, password: str) -> bool:

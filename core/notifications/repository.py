@@ -36,6 +36,12 @@ class NotificationRepository:
     async def mark_not_enqueued(self, notification_id: uuid.UUID) -> None:
         await resending.mark_not_enqueued(self.session, N, notification_id)
 
+    async def get(self, notification_id: uuid.UUID) -> RuStoreNotification | None:
+        """The row as stored now, locked until the transaction ends."""
+        return await self.session.get(
+            N, notification_id, populate_existing=True, with_for_update=True
+        )
+
     async def start_attempt(self, notification_id: uuid.UUID) -> RuStoreNotification | None:
         """Count an attempt on a notification still to process; None when it is done."""
         return await self._update(
@@ -90,6 +96,13 @@ class NotificationRepository:
             after = select(N.received_at, N.id).where(N.id == before).subquery()
             query = query.where(tuple_(N.received_at, N.id) < select(after).scalar_subquery())
         query = query.order_by(N.received_at.desc(), N.id.desc()).limit(limit)
+        return list((await self.session.execute(query)).scalars())
+
+    async def about_invoice(self, invoice_id: int, limit: int) -> list[RuStoreNotification]:
+        """The notifications that named an invoice, oldest first (a purchase's timeline)."""
+        query = (
+            select(N).where(N.invoice_id == invoice_id).order_by(N.received_at, N.id).limit(limit)
+        )
         return list((await self.session.execute(query)).scalars())
 
     async def claim_unsent(

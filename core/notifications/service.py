@@ -15,6 +15,8 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core.audit import service as audit
+from core.audit.models import Target
 from core.db import utcnow
 from core.errors import InvalidRequestError, NotFoundError
 from core.notifications.models import NotificationStatus, RuStoreNotification
@@ -146,11 +148,22 @@ async def journal(
     return await NotificationRepository(session).page(status, before, limit)
 
 
-async def reopen(session: AsyncSession, notification_id: uuid.UUID) -> RuStoreNotification:
-    """Make a notification processable again (the caller sends the job); 404 if unknown."""
-    notification = await NotificationRepository(session).reopen(notification_id, utcnow())
-    if notification is None:
+async def reopen(
+    session: AsyncSession, notification_id: uuid.UUID, *, actor: audit.Actor
+) -> RuStoreNotification:
+    """An admin's replay: make a notification processable again, audited (the caller commits,
+    then sends the job); 404 if unknown."""
+    journal = NotificationRepository(session)
+    before = await journal.get(notification_id)
+    if before is None:
         raise NotFoundError("No such notification.", code="notification_not_found")
+    was = {"status": before.status, "outcome": before.outcome, "last_error": before.last_error}
+    notification = await journal.reopen(notification_id, utcnow())
+    assert notification is not None
+    await audit.record(
+        session, actor=actor, action="notification.replay", target_type=Target.NOTIFICATION,
+        target_id=notification_id, before=was, after={"status": notification.status},
+    )  # fmt: skip
     return notification
 
 

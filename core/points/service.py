@@ -15,10 +15,16 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.repository import UserRepository
+from core.audit import service as audit
+from core.audit.models import Target
 from core.db import utcnow
-from core.errors import ConflictError, InvalidRequestError, NotFoundError
+from core.errors import ConflictError, InvalidRequestError, NotFoundError, UnprocessableError
 from core.points.models import EntryKind, EntrySource, LedgerEntry, PointsAccount
 from core.points.repository import PointsRepository
+
+POINTS_LIMIT = 2**31 - 1
+"""Balances, debts and entries are PostgreSQL integers: a change past this is refused with a 422
+rather than failing in the database with a 500."""
 
 
 class InsufficientPoints(ConflictError):
@@ -102,6 +108,7 @@ async def claw_back(
     if await ledger.find_entry(source, source_id, EntryKind.CLAWBACK):
         return Change((), account.balance, account.debt)
     taken = min(amount, account.balance)
+    _require_within_limit(account.debt + amount - taken)
     account.debt += amount - taken
     # Appended even when nothing could be taken: the entry is what makes a repeat a no-op, and
     # it records the debt this refund created.
@@ -109,23 +116,59 @@ async def claw_back(
     return Change((entry,), account.balance, account.debt)
 
 
-async def grant(session: AsyncSession, user_id: uuid.UUID, amount: int, *, reason: str) -> Change:
-    """An admin's gift; each call is a new entry (the api's Idempotency-Key guards repeats)."""
-    await _require_user(session, user_id)
-    return await credit(
+async def grant(
+    session: AsyncSession, user_id: uuid.UUID, amount: int, *, reason: str, actor: audit.Actor
+) -> Change:
+    """An admin's gift, audited; each call is a new entry (the api's Idempotency-Key guards
+    repeats)."""
+    before = await _locked_standing(session, user_id)
+    change = await credit(
         session, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
         kind=EntryKind.GRANT, reason=reason,
     )  # fmt: skip
+    await _audit(session, actor, "points.grant", user_id, amount, reason, before, change)
+    return change
 
 
 async def take_back(
-    session: AsyncSession, user_id: uuid.UUID, amount: int, *, reason: str
+    session: AsyncSession, user_id: uuid.UUID, amount: int, *, reason: str, actor: audit.Actor
 ) -> Change:
-    """An admin's correction, under the same debt policy as a refund."""
-    await _require_user(session, user_id)
-    return await claw_back(
+    """An admin's correction, audited, under the same debt policy as a refund."""
+    before = await _locked_standing(session, user_id)
+    change = await claw_back(
         session, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
         reason=reason,
+    )  # fmt: skip
+    await _audit(session, actor, "points.clawback", user_id, amount, reason, before, change)
+    return change
+
+
+async def _locked_standing(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
+    """A known user's balance and debt before an admin change, under the account lock."""
+    await _require_user(session, user_id)
+    account = await PointsRepository(session).lock_account(user_id, utcnow())
+    return {"balance": account.balance, "debt": account.debt}
+
+
+async def _audit(
+    session: AsyncSession,
+    actor: audit.Actor,
+    action: str,
+    user_id: uuid.UUID,
+    amount: int,
+    reason: str,
+    before: dict[str, int],
+    change: Change,
+) -> None:
+    after = {
+        "balance": change.balance,
+        "debt": change.debt,
+        "amount": amount,
+        "entry_ids": [entry.id for entry in change.entries],
+    }
+    await audit.record(
+        session, actor=actor, action=action, target_type=Target.USER, target_id=user_id,
+        before=before, after=after, reason=reason,
     )  # fmt: skip
 
 
@@ -150,6 +193,7 @@ async def _append(
     source_id: str,
     reason: str | None,
 ) -> LedgerEntry:
+    _require_within_limit(account.balance + amount)
     now = utcnow()
     account.balance += amount
     account.updated_at = now
@@ -171,6 +215,11 @@ async def _require_user(session: AsyncSession, user_id: uuid.UUID) -> None:
     """A 404 for an unknown user, rather than the foreign-key violation an insert would raise."""
     if await UserRepository(session).get(user_id) is None:
         raise NotFoundError(f"No user {user_id}")
+
+
+def _require_within_limit(points: int) -> None:
+    if points > POINTS_LIMIT:
+        raise UnprocessableError(f"points would exceed {POINTS_LIMIT}", code="points_limit")
 
 
 def _require_positive(amount: int) -> None:

@@ -4,7 +4,7 @@ import datetime as dt
 import uuid
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, CheckConstraint, Index, String, text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Identity, Index, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.accounts.models import UserOwned
@@ -71,12 +71,17 @@ class Purchase(UserOwned, Timestamps, Base):
             "updated_at",
             postgresql_where=text("state IN ('pending', 'verifying', 'confirming')"),
         ),
+        # Ops search (core/ops/search_repository.py): the newest in a state.
+        Index("ix_purchases_state_created_at", "state", text("created_at DESC"), text("id DESC")),
+        # Purchases by state for /metrics and the ops overview (core/ops/repository.py): an
+        # index-only count on an index a fraction of the size of the one above.
+        Index("ix_purchases_state", "state"),
     )
 
     product_id: Mapped[str] = mapped_column(String(64))
     invoice_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     rustore_purchase_id: Mapped[str | None] = mapped_column(String(64), unique=True)
-    order_id: Mapped[uuid.UUID | None]
+    order_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     sandbox: Mapped[bool] = mapped_column(default=False)
     state: Mapped[str] = mapped_column(String(16), default=PurchaseState.PENDING)
     rustore_status: Mapped[str | None] = mapped_column(String(16))
@@ -96,3 +101,31 @@ class Purchase(UserOwned, Timestamps, Base):
     @property
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
+
+
+class PurchaseEventKind(StrEnum):
+    ATTEMPT = "attempt"  # a delivery of `purchase.verify` started working on the purchase
+    RUSTORE_CALL = "rustore_call"  # one logical RuStore call, with method, outcome and latency
+    RETRY = "retry"  # the attempt ended undecided; the job is retried later
+
+
+class PurchaseEvent(Base):
+    """What the worker did to a purchase that no other column remembers: each attempt, each
+    RuStore call and each retry (core/purchases/timeline.py writes and reads these)."""
+
+    __tablename__ = "purchase_events"
+    __table_args__ = (
+        CheckConstraint("kind IN ('attempt', 'rustore_call', 'retry')", name="kind_known"),
+        Index("ix_purchase_events_purchase_id_id", "purchase_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(), primary_key=True)
+    purchase_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("purchases.id", ondelete="CASCADE"))
+    at: Mapped[dt.datetime]
+    kind: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int]
+    method: Mapped[str | None] = mapped_column(String(64))
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    """A RuStore call's outcome: `ok`, `transient`, `not_found`, `permanent`, `auth`, `error`."""
+    latency_ms: Mapped[float | None]
+    detail: Mapped[str | None] = mapped_column(String(500))

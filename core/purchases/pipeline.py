@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core import metrics
 from core.catalogue import service as catalogue
 from core.catalogue.models import Product
 from core.db import utcnow
@@ -27,6 +28,7 @@ from core.points import service as points
 from core.points.models import EntrySource
 from core.purchases.models import OPEN_STATES, Purchase, PurchaseState
 from core.purchases.repository import PurchaseRepository
+from core.purchases.timeline import PurchaseEventRecorder
 from core.rustore import (
     InvoicePayment,
     InvoiceStatus,
@@ -72,6 +74,7 @@ class PurchaseVerifier:
         self.sessions = sessions
         self.rustore = rustore
         self.app_id = app_id
+        self.events = PurchaseEventRecorder(sessions)
 
     async def run(self, purchase_id: uuid.UUID, *, last_attempt: bool) -> None:
         """Take the purchase as far as it can go now; raise `RetryLater` to be called again."""
@@ -87,6 +90,13 @@ class PurchaseVerifier:
         except (RetryLater, RuStoreError) as exc:
             await self._retry_or_finish(purchase, exc, last_attempt=last_attempt)
 
+    async def _read(self, purchase: Purchase) -> InvoicePayment:
+        return await self.events.call(
+            purchase,
+            "get_purchase",
+            self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox),
+        )
+
     async def _retry_or_finish(
         self, purchase: Purchase, exc: RetryLater | RuStoreError, *, last_attempt: bool
     ) -> None:
@@ -97,16 +107,19 @@ class PurchaseVerifier:
         elif last_attempt or (isinstance(exc, RuStorePermanentError) and unreadable is None):
             await self._finish(purchase, PurchaseState.FAILED, _reason(exc))
         else:
+            await self.events.retry(purchase, _reason(exc))
             raise RetryLater(_reason(exc)) from exc
 
     async def _start(self, purchase_id: uuid.UUID) -> Purchase | None:
         async with self.sessions() as session:
             purchase = await PurchaseRepository(session).start_attempt(purchase_id)
+            if purchase is not None:
+                await self.events.attempt(session, purchase)
             await session.commit()
         return purchase
 
     async def _advance(self, purchase: Purchase) -> None:
-        invoice = await self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox)
+        invoice = await self._read(purchase)
         verdict = await self._check(purchase, invoice)
         if verdict.problem is not None:
             await self._finish(purchase, PurchaseState.REJECTED, verdict.problem, invoice)
@@ -179,7 +192,11 @@ class PurchaseVerifier:
             )
             await session.commit()
         try:
-            await self.rustore.confirm_purchase(purchase_ref, sandbox=purchase.sandbox)
+            await self.events.call(
+                purchase,
+                "confirm_purchase",
+                self.rustore.confirm_purchase(purchase_ref, sandbox=purchase.sandbox),
+            )
         except RuStorePermanentError as exc:
             if isinstance(exc, RuStoreNotFound):
                 raise
@@ -188,9 +205,9 @@ class PurchaseVerifier:
                 purchase_id=str(purchase.id),
                 message=exc.rustore_message,
             )
-            return await self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox)
+            return await self._read(purchase)
         failpoint("purchase.after_confirm")
-        return await self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox)
+        return await self._read(purchase)
 
     async def _credit(
         self, purchase: Purchase, owner_id: uuid.UUID, product: Product, invoice: InvoicePayment
@@ -216,6 +233,8 @@ class PurchaseVerifier:
                     reason=f"purchase of {product.product_id}",
                 )
             await session.commit()
+        if credited is not None:
+            metrics.count_payment(PurchaseState.CREDITED)
         failpoint("purchase.after_commit")
         if owner_id != purchase.user_id:
             log.warning("purchase.owner_differs_from_submitter", purchase_id=str(purchase.id))
@@ -229,7 +248,7 @@ class PurchaseVerifier:
         invoice: InvoicePayment | None = None,
     ) -> None:
         async with self.sessions() as session:
-            await PurchaseRepository(session).transition(
+            finished = await PurchaseRepository(session).transition(
                 purchase.id,
                 OPEN_STATES,
                 state=state,
@@ -238,6 +257,8 @@ class PurchaseVerifier:
                 completed_at=utcnow(),
             )
             await session.commit()
+        if finished is not None:
+            metrics.count_payment(state)
         log.info(
             "purchase.finished", purchase_id=str(purchase.id), state=state.value, reason=reason
         )
@@ -270,13 +291,18 @@ class RefundSync:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], rustore: RuStoreClient) -> None:
         self.sessions = sessions
         self.rustore = rustore
+        self.events = PurchaseEventRecorder(sessions)
 
     async def run(self, purchase_id: uuid.UUID) -> None:
         async with self.sessions() as session:
             purchase = await PurchaseRepository(session).get(purchase_id)
         if purchase is None or purchase.state != PurchaseState.CREDITED:
             return
-        invoice = await self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox)
+        invoice = await self.events.call(
+            purchase,
+            "get_purchase",
+            self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox),
+        )
         if invoice.status not in (InvoiceStatus.REFUNDED, InvoiceStatus.REVERSED):
             return
         reason = REFUSED[invoice.status]

@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import resending
 from core.accounts.ownership import OwnedRepository
-from core.purchases.models import OPEN_STATES, Purchase, PurchaseIntent, PurchaseState
+from core.purchases.models import (
+    OPEN_STATES,
+    Purchase,
+    PurchaseEvent,
+    PurchaseIntent,
+    PurchaseState,
+)
 
 
 class UserPurchases(OwnedRepository[Purchase]):
@@ -119,5 +125,24 @@ class PurchaseRepository:
             .order_by(Purchase.paid_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
+        )
+        return list(result.scalars())
+
+
+class PurchaseEventRepository:
+    """The worker's record of attempts, RuStore calls and retries (core/purchases/timeline.py)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, event: PurchaseEvent) -> None:
+        self.session.add(event)
+        await self.session.flush()
+
+    async def of(self, purchase_id: uuid.UUID) -> list[PurchaseEvent]:
+        result = await self.session.execute(
+            select(PurchaseEvent)
+            .where(PurchaseEvent.purchase_id == purchase_id)
+            .order_by(PurchaseEvent.id)
         )
         return list(result.scalars())

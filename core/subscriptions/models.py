@@ -62,6 +62,16 @@ class Subscription(UserOwned, Timestamps, Base):
             "next_check_at",
             postgresql_where=text("next_check_at IS NOT NULL"),
         ),
+        # Ops search (core/ops/search_repository.py): the newest in a state.
+        Index(
+            "ix_subscriptions_status_created_at", "status", text("created_at DESC"), text("id DESC")
+        ),
+        Index(
+            "ix_subscriptions_verification_created_at",
+            "verification",
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
     )
 
     product_id: Mapped[str] = mapped_column(String(64))
@@ -69,9 +79,9 @@ class Subscription(UserOwned, Timestamps, Base):
     """Pay SDK purchase id: read with v4."""
     subscription_token: Mapped[str | None] = mapped_column(String(128), unique=True)
     """BillingClient token: read with v3 when there is no purchase id."""
-    invoice_id: Mapped[int | None] = mapped_column(BigInteger)
+    invoice_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     """What a refund is issued against; from the app, or the first charge's orderId."""
-    order_id: Mapped[uuid.UUID | None]
+    order_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
     sandbox: Mapped[bool] = mapped_column(default=False)
     verification: Mapped[str] = mapped_column(String(16), default=Verification.PENDING)
     attempts: Mapped[int] = mapped_column(default=0)

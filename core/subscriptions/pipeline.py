@@ -18,6 +18,8 @@ import msgspec
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from core.audit import service as audit
+from core.audit.models import Target
 from core.catalogue import service as catalogue
 from core.catalogue.models import ProductType
 from core.db import utcnow
@@ -305,8 +307,8 @@ class SubscriptionSync:
 
     # --- admin refund ------------------------------------------------------------------------
 
-    async def refund(self, subscription_id: uuid.UUID, admin_id: uuid.UUID) -> Subscription:
-        """Refund the subscription's invoice at RuStore, then end access for good.
+    async def refund(self, subscription_id: uuid.UUID, actor: audit.Actor) -> Subscription:
+        """Refund the subscription's invoice at RuStore, then end access for good (audited).
 
         A repeat after a crash finds RuStore's "already refunded" and finishes the record.
         """
@@ -325,7 +327,7 @@ class SubscriptionSync:
                 code="invoice_unknown",
             )
         await self._refund_at_rustore(sub.invoice_id, sandbox=sub.sandbox)
-        return await self._mark_refunded(sub.id, admin_id)
+        return await self._mark_refunded(sub.id, actor)
 
     async def _refund_at_rustore(self, invoice_id: int, *, sandbox: bool) -> None:
         try:
@@ -341,20 +343,26 @@ class SubscriptionSync:
                 "RuStore could not be reached to refund; try again", code="rustore_unavailable"
             ) from exc
 
-    async def _mark_refunded(self, subscription_id: uuid.UUID, admin_id: uuid.UUID) -> Subscription:
+    async def _mark_refunded(self, subscription_id: uuid.UUID, actor: audit.Actor) -> Subscription:
         async with self.sessions() as session:
             sub = await SubscriptionRepository(session).get(subscription_id, lock=True)
             assert sub is not None
             before = sub.status
             if sub.refunded_at is None:
                 sub.refunded_at = utcnow()
-                sub.refunded_by = admin_id
+                sub.refunded_by = actor.user_id
                 sub.status = SubscriptionStatus.REFUNDED
                 sub.next_check_at = None
+                await audit.record(
+                    session, actor=actor, action="subscription.refund",
+                    target_type=Target.SUBSCRIPTION, target_id=sub.id,
+                    before={"status": before, "refunded_at": None, "invoice_id": sub.invoice_id},
+                    after={"status": sub.status, "refunded_at": sub.refunded_at},
+                )  # fmt: skip
             await session.commit()
             await session.refresh(sub)  # updated_at is set by the database
         _log_state_change(sub, before)
-        log.info("subscription.refunded", subscription_id=str(sub.id), admin_id=str(admin_id))
+        log.info("subscription.refunded", subscription_id=str(sub.id), admin_id=str(actor.user_id))
         return sub
 
 

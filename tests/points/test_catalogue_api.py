@@ -11,8 +11,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.accounts.models import Role
+from core.accounts.tokens import AccessClaims
 from core.catalogue import service as catalogue
-from core.db import create_sessionmaker
+from core.db import create_sessionmaker, utcnow
 from core.errors import ConflictError
 from tests.fixtures.accounts import Account, MakeAccount
 
@@ -113,8 +114,9 @@ async def test_a_create_racing_an_uncommitted_twin_is_a_conflict_not_a_crash(
     sessions = create_sessionmaker(engine)
     async with sessions() as first, sessions() as second:
         fields = {"product_id": product_id, "type": "consumable", "title": "Twin"}
-        await catalogue.create(first, fields)
-        racing = asyncio.create_task(catalogue.create(second, fields))
+        admin = AccessClaims(uuid.uuid4(), frozenset({Role.ADMIN}), "t", utcnow())
+        await catalogue.create(first, fields, actor=admin)
+        racing = asyncio.create_task(catalogue.create(second, fields, actor=admin))
         await asyncio.sleep(0.3)
         assert not racing.done(), "the second insert should be waiting on the first"
         await first.commit()

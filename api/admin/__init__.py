@@ -1,0 +1,1 @@
+"""Admin JSON endpoints that belong to no single domain: the audit log."""

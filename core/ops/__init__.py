@@ -1,0 +1,1 @@
+"""Operations: what the /ops pages and /metrics read, and what the processes record for them."""
