@@ -139,6 +139,10 @@ class BenchStack:
     env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, Proc] = field(default_factory=dict)
     commands: dict[str, list[str]] = field(default_factory=dict)
+    run_dir: Path = RUN_DIR
+    """Where the process logs go (the chaos harness keeps its own)."""
+    overrides: dict[str, str] = field(default_factory=dict)
+    """Settings laid over BENCH_ENV for every process (the chaos harness's short sweeps)."""
 
     def __post_init__(self) -> None:
         self.services = Stack(self.environ)
@@ -158,14 +162,14 @@ class BenchStack:
 
     def up(self) -> dict[str, str]:
         """Servers, a fresh bench database and Redis database, then sandbox, api, scheduler."""
-        RUN_DIR.mkdir(parents=True, exist_ok=True)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
         env = self.services.up(test=False)
         database_url = with_database(
             env["DATABASE_URL"], database_name(env["DATABASE_URL"]) + DATABASE_SUFFIX
         )
         asyncio.run(ensure_database(database_url, recreate=True))
         redis_url = self.environ.get("REDIS_URL") or self.services.redis.url(REDIS_DB)
-        self.env = process_env({**env, **BENCH_ENV, **_keys()})
+        self.env = process_env({**env, **BENCH_ENV, **_keys(), **self.overrides})
         self.env |= {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
         self.flush_redis()
         migrate(self.env)
@@ -177,7 +181,7 @@ class BenchStack:
         return self.env
 
     def start(self, name: str, argv: list[str] | None = None, **env: str) -> Proc:
-        log_path = RUN_DIR / f"{name}.log"
+        log_path = self.run_dir / f"{name}.log"
         with log_path.open("wb") as log:
             popen = subprocess.Popen(
                 argv or self.commands[name],

@@ -71,8 +71,12 @@ class EmbeddedPostgres:
             self._pg("pg_ctl", "-w", "-D", str(self.data_dir), "-m", mode, "stop")
 
     def restart(self, mode: str = "immediate") -> None:
-        """Restart in place; `immediate` is a crash as far as clients can tell."""
-        self._pg("pg_ctl", "-w", "-D", str(self.data_dir), "-m", mode, "restart")
+        """Restart in place; `immediate` is a crash as far as clients can tell. The new server
+        logs to the file (left to pg_ctl, it would hold our captured stdout open for ever)."""
+        self._pg(
+            "pg_ctl", "-w", "-D", str(self.data_dir), "-l", str(self.log_file), "-m", mode,
+            "restart",
+        )  # fmt: skip
 
     def _prepare(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,8 +101,9 @@ class EmbeddedPostgres:
         self.data_dir.chmod(0o700)
 
     def _socket_dir(self) -> Path:
-        # Unix socket paths are limited to about 100 bytes; deep checkouts fall back to /tmp.
-        return self.data_dir if len(str(self.data_dir)) < 80 else Path("/tmp")  # noqa: S108
+        # Unix socket paths are limited to about 100 bytes; deep checkouts fall back to /tmp,
+        # PostgreSQL's own default socket directory: the server only creates its socket there.
+        return self.data_dir if len(str(self.data_dir)) < 80 else Path("/tmp")  # noqa: S108  # nosec B108
 
     def _pg(self, command: str, *args: str) -> None:
         argv = [str(self.bin_dir / command), *args]

@@ -31,6 +31,10 @@ class Clock:
     def reset(self) -> None:
         self._offset = timedelta()
 
+    def skew(self, seconds: float) -> None:
+        """Set the offset outright, backwards too: a clock that is off, not time passing."""
+        self._offset = timedelta(seconds=seconds)
+
 
 def envelope_time(moment: datetime) -> str:
     """`2023-08-02T10:11:04.655684723+03:00`: RuStore's envelope carries nine fractional digits."""

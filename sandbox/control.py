@@ -72,6 +72,10 @@ class AdvanceClock(Body):
     seconds: Annotated[float, msgspec.Meta(ge=0)]
 
 
+class SkewClock(Body):
+    seconds: float
+
+
 class SendTestEvent(Body):
     test: bool = False
 
@@ -198,6 +202,14 @@ async def advance_clock(data: AdvanceClock, sandbox: Sandbox) -> Json:
     return _clock_view(sandbox)
 
 
+@post("/clock/skew", status_code=200)
+async def skew_clock(data: SkewClock, sandbox: Sandbox) -> Json:
+    """Set the offset from real time, back or forth, without running anything that fell due:
+    RuStore's clock and ours disagree (auth refuses timestamps more than 60 s off)."""
+    sandbox.clock.skew(data.seconds)
+    return _clock_view(sandbox)
+
+
 @post("/keys", status_code=200)
 async def register_key(data: RegisterKey, sandbox: Sandbox) -> Json:
     """Register, replace or disable (enabled=false) a company key."""
@@ -226,6 +238,12 @@ async def create_purchase(data: CreatePurchase, sandbox: Sandbox) -> Json:
         user_id=data.user_id,
     )
     return purchase_view(invoice)
+
+
+@get("/purchases")
+async def list_purchases(sandbox: Sandbox) -> list[Json]:
+    """Every invoice, for an audit that compares RuStore's view with the ledger."""
+    return [purchase_view(invoice) for invoice in sandbox.invoices.by_id.values()]
 
 
 @get("/purchases/{ref:str}")
@@ -374,6 +392,14 @@ async def add_fault(data: FaultRule, faults: FaultBook) -> FaultRule:
     return faults.add(data)
 
 
+@delete("/faults/{rule_id:int}", status_code=200)
+async def remove_fault(rule_id: int, faults: FaultBook) -> Json:
+    """End one fault while the others (call counters, say) go on."""
+    if not faults.remove(rule_id):
+        raise ApiError.not_found("Fault rule not found")
+    return {"id": rule_id}
+
+
 @delete("/faults", status_code=200)
 async def clear_faults(faults: FaultBook) -> Json:
     faults.clear()
@@ -387,8 +413,10 @@ control_router = Router(
         reset,
         clock,
         advance_clock,
+        skew_clock,
         register_key,
         create_purchase,
+        list_purchases,
         get_purchase,
         purchase_action,
         create_subscription,
@@ -399,6 +427,7 @@ control_router = Router(
         send_test_event,
         list_faults,
         add_fault,
+        remove_fault,
         clear_faults,
     ],
     opt={"no_faults": True},

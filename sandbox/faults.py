@@ -66,6 +66,13 @@ class FaultBook:
     def clear(self) -> None:
         self.rules.clear()
 
+    def remove(self, rule_id: int) -> bool:
+        """Drop one rule, leaving the others (and their order) as they are."""
+        kept = [rule for rule in self.rules if rule.id != rule_id]
+        removed = len(kept) != len(self.rules)
+        self.rules[:] = kept
+        return removed
+
     def take(self, endpoint: str, path: str) -> FaultRule | None:
         """The first rule that matches, counting it against its `times`."""
         for rule in self.rules:

@@ -1,0 +1,1 @@
+"""API fuzzing against the OpenAPI schema (schemathesis); see docs/fuzzing.md."""
