@@ -99,16 +99,17 @@ async def submit_idempotently(
     submit: Callable[[], Awaitable[tuple[Row, bool]]],
     present: Callable[[Row], msgspec.Struct],
 ) -> tuple[Outcome, list[Row]]:
-    """Record a submission once per key: (the 202 answer, [the row] when this call created it).
+    """Record a submission once per key: (the 202 answer, [the row] when it needs its job).
 
-    The caller sends the row's job only for a created row, after the commit; a replay or a row
-    that already existed has had its job sent already.
+    `submit` says whether the row needs its job: a row it created, or one it gave something new
+    to work with. The caller sends that job after the commit; a replay, or a row that already
+    existed unchanged, has had its job sent already.
     """
     created: list[Row] = []
 
     async def work() -> tuple[int, msgspec.Struct]:
-        row, is_new = await submit()
-        if is_new:
+        row, needs_job = await submit()
+        if needs_job:
             created.append(row)
         return HTTP_202_ACCEPTED, present(row)
 

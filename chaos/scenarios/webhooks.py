@@ -213,7 +213,15 @@ def rotated_key(ctx: Context) -> Verdict:
     report = asyncio.run(_reconcile_today(ctx))
     verdict.details["reconciliation"] = report
     healed = time.time()
-    tally = audit(ctx, paid=paid, credit=list(invoices), heal_at=healed, within=60)
+    # A held two-stage payment is confirmed with RuStore's purchase id, which the invoice list
+    # does not carry: those wait for the app's own report, which names it (the notification
+    # was lost, not the app). One-stage ones are credited by the reconciliation alone.
+    reports = ctx.submit([p.verify() for p in paid if p.two_stage])
+    verdict.expect(all(a.status == 202 for a in reports), "the app's late reports were refused")
+    accepted = [str(a.body["id"]) for a in reports if a.status == 202]
+    tally = audit(
+        ctx, paid=paid, accepted=accepted, credit=list(invoices), heal_at=healed, within=60
+    )
     return verdict.audited(tally)
 
 

@@ -54,6 +54,12 @@ REFUSED = {
 }
 
 
+AWAITING_PURCHASE_ID = (
+    "RuStore holds the payment, but no report or notification has named its purchase id, "
+    "which :confirm needs; waiting for the app's report (RuStore releases the hold after 6 h)"
+)
+
+
 class RetryLater(Exception):
     """The purchase cannot be decided yet (not paid, RuStore unreachable); the job retries."""
 
@@ -127,6 +133,11 @@ class PurchaseVerifier:
         assert verdict.owner_id is not None
         assert verdict.product is not None
         status = invoice.status
+        if status is InvoiceStatus.PAID and not (
+            invoice.purchase_id or purchase.rustore_purchase_id
+        ):
+            await self._hold_until_purchase_id(purchase, invoice)
+            return
         if status is InvoiceStatus.PAID:
             invoice = await self._confirm(purchase, invoice)
             status = invoice.status
@@ -177,11 +188,32 @@ class PurchaseVerifier:
             return Verdict(intent.user_id, product, None)
         return Verdict(None, None, problem)
 
+    async def _hold_until_purchase_id(self, purchase: Purchase, invoice: InvoicePayment) -> None:
+        """Park a held two-stage payment that nobody has named the purchase id of.
+
+        `:confirm` takes RuStore's purchase id, which the invoice list and the v2 invoice do not
+        carry; only the app's report or a notification does. A purchase found by reconciliation
+        alone therefore waits here, in `confirming` with the reason shown, instead of spending its
+        retries: the app's report (`service.submit`) fills the id in and sends the job again, and
+        the held-payment watchdog re-reads it meanwhile, finishing it when RuStore reverses the
+        hold after 6 h (the customer is then not charged).
+        """
+        async with self.sessions() as session:
+            await PurchaseRepository(session).transition(
+                purchase.id,
+                OPEN_STATES,
+                state=PurchaseState.CONFIRMING,
+                rustore_status=invoice.status.value,
+                paid_at=purchase.paid_at or utcnow(),
+                failure_reason=AWAITING_PURCHASE_ID,
+            )
+            await session.commit()
+        log.warning("purchase.awaiting_purchase_id", purchase_id=str(purchase.id))
+
     async def _confirm(self, purchase: Purchase, invoice: InvoicePayment) -> InvoicePayment:
         """Confirm a held two-stage payment; a refused repeat is reconciled by re-reading."""
         purchase_ref = invoice.purchase_id or purchase.rustore_purchase_id
-        if purchase_ref is None:
-            raise RetryLater("no RuStore purchase id to confirm with")
+        assert purchase_ref is not None  # see _hold_until_purchase_id
         async with self.sessions() as session:
             await PurchaseRepository(session).transition(
                 purchase.id,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import resending
 from core.accounts.ownership import OwnedRepository
+from core.db import utcnow
 from core.purchases.models import (
     OPEN_STATES,
     Purchase,
@@ -88,6 +89,23 @@ class PurchaseRepository:
             update(Purchase)
             .where(Purchase.id == purchase_id, Purchase.state.in_(allowed_from))
             .values(updated_at=func.now(), **values)
+            .returning(Purchase)
+            .execution_options(populate_existing=True)
+        )
+        return (await self.session.execute(statement)).scalar_one_or_none()
+
+    async def name_purchase_id(
+        self, purchase_id: uuid.UUID, rustore_purchase_id: str
+    ) -> Purchase | None:
+        """Record RuStore's purchase id on an open purchase that has none; None otherwise."""
+        statement = (
+            update(Purchase)
+            .where(
+                Purchase.id == purchase_id,
+                Purchase.rustore_purchase_id.is_(None),
+                Purchase.state.in_(OPEN_STATES),
+            )
+            .values(rustore_purchase_id=rustore_purchase_id, enqueued_at=utcnow())
             .returning(Purchase)
             .execution_options(populate_existing=True)
         )

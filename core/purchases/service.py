@@ -50,11 +50,12 @@ async def submit(
     submission: Submission,
     types: tuple[ProductType, ...] = ONE_TIME_TYPES,
 ) -> tuple[Purchase, bool]:
-    """Record a purchase the app reports, once per RuStore purchase; (purchase, created).
+    """Record a purchase the app reports, once per RuStore purchase; (purchase, job to send).
 
     The same RuStore purchase sent again, under another key or from another device, returns the
-    existing row. Who owns it is decided by verification from RuStore's developer payload, never
-    by who submitted it first.
+    existing row, with a job to send only when this report names its missing purchase id. Who
+    owns it is decided by verification from RuStore's developer payload, never by who submitted
+    it first.
     """
     await catalogue.purchasable(session, submission.product_id, types)
     repository = PurchaseRepository(session)
@@ -84,6 +85,12 @@ async def submit(
             "This RuStore purchase was already submitted from another account",
             code="purchase_already_submitted",
         )
+    if existing.rustore_purchase_id is None and submission.rustore_purchase_id is not None:
+        # Found by reconciliation or a notification without RuStore's purchase id: the app's
+        # report names it, so a held payment can now be confirmed; its job goes out again.
+        named = await repository.name_purchase_id(existing.id, submission.rustore_purchase_id)
+        if named is not None:
+            return named, True
     return existing, False
 
 

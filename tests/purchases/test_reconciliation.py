@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_sessionmaker
 from core.integrations import rustore_client
+from core.purchases.pipeline import AWAITING_PURCHASE_ID
 from core.purchases.reconciliation import previous_day, reconcile_day
 from core.queue import Job, create_broker, send
 from core.rustore import RuStoreClient
@@ -69,6 +70,37 @@ async def test_a_paid_purchase_the_app_never_reported_is_credited(
     assert str(adopted.user_id) == user_account.user_id
     final = await records.wait_final(adopted.id)
     assert final.state == "credited"
+    assert await shop.balance(user_account) == POINTS["coins_100"]
+
+
+async def test_a_held_payment_found_without_its_purchase_id_waits_for_the_app_report(
+    shop: Shop,
+    user_account: Account,
+    records: Records,
+    settings: Settings,
+    engine: AsyncEngine,
+    rustore: RuStoreClient,
+) -> None:
+    """The invoice list names no purchase id, which :confirm needs: the purchase waits, without
+    spending retries, until the app's report names it; then it is confirmed and credited once."""
+    created = await shop.pay_in_rustore(user_account, "coins_100", two_stage=True)
+
+    await reconcile_invoice_day(settings, engine, rustore, created["invoiceId"])
+
+    [adopted] = await records.purchases_of_invoice(created["invoiceId"])
+    waiting = await records.wait_for(adopted.id, lambda p: p.failure_reason is not None)
+    assert (waiting.state, waiting.rustore_purchase_id) == ("confirming", None)
+    assert waiting.failure_reason == AWAITING_PURCHASE_ID
+    assert waiting.attempts == 1  # parked, not retried
+    assert shop.sandbox.control.get_purchase(created["invoiceId"])["status"] == "PAID"
+
+    reported = await shop.report_created(user_account, created)
+
+    assert reported.status_code == 202
+    assert reported.json()["id"] == str(adopted.id)
+    final = await records.wait_final(adopted.id)
+    assert (final.state, final.failure_reason) == ("credited", None)
+    assert len(await records.ledger_of_purchase(adopted.id)) == 1
     assert await shop.balance(user_account) == POINTS["coins_100"]
 
 
