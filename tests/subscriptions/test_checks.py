@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import dramatiq
+import redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import create_sessionmaker, utcnow
@@ -33,8 +34,10 @@ from workers import scheduler
 
 @dataclass
 class Recorder:
-    """A broker stand-in: what a scheduler run sent."""
+    """A broker stand-in: what a scheduler run sent. Its Redis client is the real one, which the
+    scheduler pings before a sweep claims anything."""
 
+    client: redis.Redis
     sent: list[dramatiq.Message[Any]] = field(default_factory=list)
 
     def enqueue(self, message: dramatiq.Message[Any], delay: int | None = None) -> None:
@@ -78,7 +81,8 @@ async def test_two_schedulers_send_each_due_subscription_once(
     settings: Settings, engine: AsyncEngine, user_account: Account, subscription_catalogue: None
 ) -> None:
     mine = await due_rows(engine, user_account, 8)
-    first, second, later = Recorder(), Recorder(), Recorder()
+    client = redis.Redis.from_url(settings.redis_url)
+    first, second, later = Recorder(client), Recorder(client), Recorder(client)
 
     await asyncio.gather(run_scheduler(settings, first), run_scheduler(settings, second))
     await run_scheduler(settings, later)  # the next slot: the lease keeps them off
