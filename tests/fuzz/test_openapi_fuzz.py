@@ -13,9 +13,20 @@ from schemathesis import Case
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
+def addresses_another_operation(case: Case) -> bool:
+    """A generated path value that spells a sibling route's literal segment ("status" for
+    /api/subscriptions/{subscription_id}) is a request to that other operation, which
+    answers it as documented for itself, not a malformed id for this one."""
+    formatted = case.formatted_path
+    literal_paths = case.operation.schema.raw_schema["paths"]
+    return formatted != case.path and formatted in literal_paths
+
+
 @pytest.mark.slow
 @schema.parametrize()
 def test_api_answers_every_request_as_documented(case: Case) -> None:
+    if addresses_another_operation(case):
+        return
     case.call_and_validate(
         timeout=30,
         excluded_checks=[schemathesis.checks.positive_data_acceptance],
