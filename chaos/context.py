@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-import dramatiq
 import httpx
 import msgspec
 from sqlalchemy import text
@@ -26,7 +25,7 @@ from chaos.stack import ChaosStack
 from core.accounts.tokens import issue_access_token
 from core.catalogue.repository import ProductRepository
 from core.db import utcnow
-from core.queue import PURCHASE_VERIFY, create_broker
+from core.queue import PURCHASE_VERIFY, create_broker, send
 from core.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -236,14 +235,7 @@ class Context:
         options (`max_retries=0` makes the next delivery the last one)."""
         broker = create_broker(self.stack.env["REDIS_URL"], socket_timeout=5)
         try:
-            message: dramatiq.Message[Any] = dramatiq.Message(
-                queue_name=PURCHASE_VERIFY.queue,
-                actor_name=PURCHASE_VERIFY.actor,
-                args=(purchase_id,),
-                kwargs={},
-                options=options,
-            )
-            broker.enqueue(message)
+            send(broker, PURCHASE_VERIFY, purchase_id, **options)
         finally:
             broker.close()
 

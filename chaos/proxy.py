@@ -1,4 +1,5 @@
-"""A TCP fault proxy between Kopilka's workers and the RuStore sandbox, switched at run time.
+"""A TCP fault proxy between a Kopilka process and a server it calls (the RuStore sandbox; the
+database in a test), switched at run time.
 
 The sandbox's own fault modes answer at the HTTP layer; a network fault needs something between
 the two processes. Workers are started with `RUSTORE_API_URL` pointing here; every connection is
@@ -49,15 +50,19 @@ class FaultProxy:
         self._ready.wait(10)
 
     def set_mode(self, mode: Mode, delay_ms: int = 0) -> None:
-        """Switch the mode for new connections and cut the open ones."""
+        """Switch the mode for new connections and cut the open ones; returns once applied, so
+        the caller's next request meets the new mode."""
+        applied = threading.Event()
 
         def switch() -> None:
             self.mode, self.delay_ms = mode, delay_ms
             for writer in list(self._writers):
                 writer.transport.abort()
             self._writers.clear()
+            applied.set()
 
         self._loop.call_soon_threadsafe(switch)
+        applied.wait(5)
 
     def stop(self) -> None:
         if self._loop.is_running():

@@ -118,11 +118,12 @@ def create_broker(
 
 
 def send(
-    broker: dramatiq.Broker, job: Job, *args: Any, delay_ms: int | None = None
+    broker: dramatiq.Broker, job: Job, *args: Any, delay_ms: int | None = None, **options: Any
 ) -> dramatiq.Message[Any]:
-    """Enqueue `job` with positional id arguments; raises redis errors to the caller."""
+    """Enqueue `job` with positional id arguments and Dramatiq message `options` (e.g.
+    `max_retries`); raises redis errors to the caller."""
     message: dramatiq.Message[Any] = dramatiq.Message(
-        queue_name=job.queue, actor_name=job.actor, args=args, kwargs={}, options={}
+        queue_name=job.queue, actor_name=job.actor, args=args, kwargs={}, options=options
     )
     return broker.enqueue(message, delay=delay_ms)
 

@@ -20,7 +20,7 @@ from playwright.async_api import Browser, Dialog, Page, async_playwright, expect
 
 from core.queue import PURCHASE_SYNC, PURCHASE_VERIFY
 from tests.fixtures.accounts import Account
-from tests.fixtures.ops import send_job
+from tests.fixtures.platform import send_job
 from tests.fixtures.processes import PROJECT_ROOT
 from tests.fixtures.purchases import Records, Shop, invoice_glob
 from tests.fixtures.subscriptions import Subscriber

@@ -19,7 +19,7 @@ from core.ops import dead_letters
 from core.ops.dead_letters import DeadLetter
 from core.queue import DIAGNOSTICS_PING, PURCHASE_SYNC, PURCHASE_VERIFY
 from tests.fixtures.accounts import Account
-from tests.fixtures.ops import send_job
+from tests.fixtures.platform import send_job
 from tests.fixtures.purchases import Records, Shop, invoice_glob
 
 pytestmark = pytest.mark.usefixtures("pipeline_worker")

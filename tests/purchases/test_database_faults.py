@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
 from api.request_context import RequestContext
+from chaos.proxy import FaultProxy
 from core.db import create_sessionmaker, utcnow
 from core.points import service as points
 from core.points.models import EntrySource
@@ -24,7 +25,7 @@ from core.points.repository import PointsRepository
 from core.settings import Settings
 from tests.fixtures.accounts import Account
 from tests.fixtures.platform import serve
-from tests.fixtures.purchases import Records, TcpProxy
+from tests.fixtures.purchases import Records
 
 FAST_SECONDS = 3.5
 """Lock waits end at the 2 s lock_timeout; pool and connect waits at the pool timeout below."""
@@ -102,19 +103,19 @@ async def test_unreachable_database_is_503_fast_and_recovers(
     settings: Settings, user_account: Account
 ) -> None:
     database = urlsplit(settings.database_url)
-    proxy = TcpProxy(database.port or 5432)
-    await proxy.restore()
+    proxy = FaultProxy(database.port or 5432)
+    proxy.start()
     proxied = database._replace(netloc=f"{database.username}@127.0.0.1:{proxy.port}").geturl()
     async with (
         _own_api(settings, database_url=proxied, database_pool_timeout=POOL_TIMEOUT) as (_, url),
         httpx.AsyncClient(base_url=url, timeout=10) as client,
     ):
         before = await client.get("/api/payments", headers=user_account.headers)
-        await proxy.cut()
+        proxy.set_mode("reset")  # the database's host goes away: every connection is cut
         response, elapsed = await _timed(client.get("/api/payments", headers=user_account.headers))
-        await proxy.restore()
+        proxy.set_mode("pass")
         recovered = await client.get("/api/payments", headers=user_account.headers)
-    await proxy.cut()
+    proxy.stop()
 
     assert before.status_code == 200, before.text
     _assert_unavailable(response, elapsed)

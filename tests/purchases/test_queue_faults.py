@@ -21,10 +21,11 @@ import pytest
 from api.app import create_app
 from api.request_context import RequestContext
 from core.failpoints import KILLED_EXIT_CODE
+from core.queue import PURCHASE_VERIFY
 from core.settings import Settings
 from devstack.redis import EmbeddedRedis
 from tests.fixtures.accounts import Account, MakeAccount
-from tests.fixtures.platform import serve
+from tests.fixtures.platform import send_job, serve
 from tests.fixtures.processes import Process, ProcessRunner
 from tests.fixtures.purchases import (
     POINTS,
@@ -36,7 +37,6 @@ from tests.fixtures.purchases import (
     eventually,
     invoice_glob,
     redeliver_unacked,
-    send_verify,
     start_worker,
     sweep,
 )
@@ -145,8 +145,8 @@ async def test_message_delivered_twice_at_once_credits_once(
     created = await shop.pay_in_rustore(user_account, "coins_500", two_stage=True)
     purchase = await records.submit_without_sending(user_account, created)
 
-    send_verify(os.environ["REDIS_URL"], purchase.id)
-    send_verify(os.environ["REDIS_URL"], purchase.id)
+    send_job(os.environ["REDIS_URL"], PURCHASE_VERIFY, str(purchase.id))
+    send_job(os.environ["REDIS_URL"], PURCHASE_VERIFY, str(purchase.id))
     await _assert_credited_once(records, str(purchase.id), POINTS["coins_500"])
 
     await _wait_deliveries(pipeline_worker, purchase.id, 2)
@@ -168,7 +168,7 @@ async def test_worker_killed_after_rustore_confirmed_credits_once_on_recovery(
     purchase = await records.submit_without_sending(user_account, created)
     doomed = start_worker(processes, redis_url=spare_redis, failpoints="purchase.after_confirm")
 
-    send_verify(spare_redis, purchase.id)
+    send_job(spare_redis, PURCHASE_VERIFY, str(purchase.id))
     _wait_killed(doomed)
     assert shop.sandbox.control.get_purchase(created["invoiceId"])["status"] == "CONFIRMED"
     assert (await records.purchase(purchase.id)).state == "confirming"
@@ -195,7 +195,7 @@ async def test_worker_killed_after_our_commit_is_not_repeated_on_redelivery(
     created = await shop.pay_in_rustore(user_account, "coins_500", two_stage=True)
     purchase = await records.submit_without_sending(user_account, created)
     doomed = start_worker(processes, redis_url=spare_redis, failpoints="purchase.after_commit")
-    send_verify(spare_redis, purchase.id)
+    send_job(spare_redis, PURCHASE_VERIFY, str(purchase.id))
     _wait_killed(doomed)
     credited = await records.purchase(purchase.id)
     assert credited.state == "credited"

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
+from core.queue import PURCHASE_VERIFY
 from tests.fixtures.accounts import Account
+from tests.fixtures.platform import send_job
 from tests.fixtures.processes import Process
 from tests.fixtures.purchases import (
     POINTS,
@@ -18,7 +20,6 @@ from tests.fixtures.purchases import (
     Shop,
     confirm_glob,
     invoice_glob,
-    send_verify,
 )
 
 READ_FAULT_TIMES = 5
@@ -94,7 +95,9 @@ async def test_purchase_fails_uncredited_when_retries_run_out(
     confirms = CallCounter.on(shop.sandbox.control, confirm_glob(created["purchaseId"]))
     purchase = await records.submit_without_sending(user_account, created)
 
-    send_verify(os.environ["REDIS_URL"], purchase.id, max_retries=1, min_backoff=100)
+    send_job(
+        os.environ["REDIS_URL"], PURCHASE_VERIFY, str(purchase.id), max_retries=1, min_backoff=100
+    )
     final = await records.wait_final(purchase.id)
 
     assert final.state == "failed"
