@@ -1,0 +1,54 @@
+"""Pooled database connections the server closed are replaced at checkout, without a ping."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.db import create_engine
+from core.settings import Settings
+
+BACKEND_PID = text("SELECT pg_backend_pid()")
+
+
+async def _backend_pid(engine: AsyncEngine) -> int:
+    async with engine.connect() as connection:
+        return int((await connection.execute(BACKEND_PID)).scalar_one())
+
+
+async def test_a_connection_the_server_closed_is_replaced_at_checkout(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    own = create_engine(msgspec.structs.replace(settings, database_pool_size=1))
+    try:
+        pooled = await _backend_pid(own)
+        async with engine.connect() as admin:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pooled})
+        await asyncio.sleep(0.2)  # the pooled connection's event loop reads the server's goodbye
+
+        replacement = await _backend_pid(own)  # would fail on the dead connection
+
+        assert replacement != pooled
+    finally:
+        await own.dispose()
+
+
+async def test_checkout_sends_nothing_to_the_server(settings: Settings) -> None:
+    """A request's first statement is its first round trip: SQLAlchemy's pre-ping would send an
+    empty query (wrapped in BEGIN and ROLLBACK) at every checkout."""
+    own = create_engine(msgspec.structs.replace(settings, database_pool_size=1))
+    sent: list[str] = []
+    try:
+        async with own.connect() as connection:
+            driver = (await connection.get_raw_connection()).driver_connection
+            driver.add_query_logger(lambda record: sent.append(record.query.strip()))
+
+        await _backend_pid(own)
+
+        # The statement itself runs as a prepared statement, which the logger does not see.
+        assert sent == ["BEGIN;", "ROLLBACK;"]
+    finally:
+        await own.dispose()
