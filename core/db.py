@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from functools import cache
-
 from typing import Any
 
 from sqlalchemy import MetaData, event, exc, func
