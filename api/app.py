@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 from api.accounts.authentication import (
     SECURITY_COMPONENTS,
     authentication_middleware,
-    provide_principal,
 )
 from api.accounts.controllers import AuthController, UserController
 from api.admin.controllers import AuditController
@@ -101,7 +100,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         dependencies={
             "db_session": Provide(provide_db_session),
             "settings": Provide(provide_settings, sync_to_thread=False),
-            "principal": Provide(provide_principal, sync_to_thread=False),
             "client_address": Provide(client_address, sync_to_thread=False),
         },
         middleware=[*edge_middleware(settings), authentication_middleware(settings)],

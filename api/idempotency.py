@@ -6,6 +6,7 @@ the record and the work commit together, so a crash leaves neither.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -17,7 +18,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.idempotency import service as idempotency
-from core.idempotency.service import KEY_MAX_LENGTH, StoredResponse
+from core.idempotency.service import KEY_MAX_LENGTH, StoredResponse, UnclaimedKey
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -61,6 +62,17 @@ class Outcome:
         )
 
 
+def unclaimed_key(
+    request: Request[Any, Any, Any], user_id: uuid.UUID, body: msgspec.Struct
+) -> UnclaimedKey:
+    """The request's Idempotency-Key (400 when missing or malformed) and its fingerprint."""
+    key = idempotency.validate_key(request.headers.get(IDEMPOTENCY_HEADER))
+    fingerprint = idempotency.request_fingerprint(
+        request.method, request.url.path, msgspec.json.encode(body)
+    )
+    return UnclaimedKey(user_id, key, fingerprint)
+
+
 async def run_idempotent(
     request: Request[Any, Any, Any],
     session: AsyncSession,
@@ -73,17 +85,14 @@ async def run_idempotent(
     A client error raised by `work` rolls everything back, the key included, so the client may
     correct the request and retry with the same key.
     """
-    key = idempotency.validate_key(request.headers.get(IDEMPOTENCY_HEADER))
-    fingerprint = idempotency.request_fingerprint(
-        request.method, request.url.path, msgspec.json.encode(body)
-    )
-    stored = await idempotency.claim(session, user_id, key, fingerprint)
+    key = unclaimed_key(request, user_id, body)
+    stored = await idempotency.claim(session, user_id, key.key, key.fingerprint)
     if stored is not None:
         await session.rollback()
         return Outcome(stored.status, stored.body, replayed=True)
     status, payload = await work()
     encoded = msgspec.json.encode(payload)
-    await idempotency.remember(session, user_id, key, StoredResponse(status, encoded))
+    await idempotency.remember(session, user_id, key.key, StoredResponse(status, encoded))
     await session.commit()
     return Outcome(status, encoded, replayed=False)
 

@@ -11,11 +11,12 @@ from typing import Any
 
 from litestar import Request
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi.spec import Components, SecurityRequirement, SecurityScheme
 
-from core.accounts.tokens import AccessClaims, InvalidAccessToken, decode_access_token
+from core.accounts.tokens import AccessClaims, AccessTokenVerifier, InvalidAccessToken
 from core.errors import UnauthorizedError
 from core.settings import Settings
 
@@ -38,10 +39,18 @@ SECURITY_COMPONENTS = Components(
 )
 
 
+Caller = Request[AccessClaims, str, State]
+"""The request of a bearer-authenticated route: `request.user` is the caller's verified claims.
+
+Handlers read the caller from the request rather than from a dependency: Litestar resolves two
+or more independent dependencies (the caller and `db_session`) in an anyio task group, which on
+the accept path was about 280 of its 3,300 Python calls."""
+
+
 class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    def __init__(self, app: Any, settings: Settings) -> None:
+    def __init__(self, app: Any, tokens: AccessTokenVerifier) -> None:
         super().__init__(app, exclude=PUBLIC_PATHS, exclude_from_auth_key=PUBLIC_OPT)
-        self.settings = settings
+        self.tokens = tokens
 
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
@@ -50,7 +59,7 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         if scheme.lower() != "bearer" or not token.strip():
             raise _missing_token()
         try:
-            claims = decode_access_token(self.settings, token.strip())
+            claims = self.tokens.verify(token.strip())
         except InvalidAccessToken as exc:
             code = "token_expired" if exc.expired else "invalid_token"
             raise UnauthorizedError("The access token is invalid or expired.", code=code) from None
@@ -58,7 +67,8 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
 
 
 def authentication_middleware(settings: Settings) -> DefineMiddleware:
-    return DefineMiddleware(BearerAuthenticationMiddleware, settings=settings)
+    # One verifier for the app: Litestar builds a middleware instance per route.
+    return DefineMiddleware(BearerAuthenticationMiddleware, tokens=AccessTokenVerifier(settings))
 
 
 def claims_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AccessClaims:
@@ -67,11 +77,6 @@ def claims_of(connection: ASGIConnection[Any, Any, Any, Any]) -> AccessClaims:
     if not isinstance(claims, AccessClaims):
         raise _missing_token()
     return claims
-
-
-def provide_principal(request: Request[Any, Any, Any]) -> AccessClaims:
-    """Dependency `principal`: the caller, for handlers that act on their own account."""
-    return claims_of(request)
 
 
 def _missing_token() -> UnauthorizedError:

@@ -7,7 +7,7 @@ from litestar.params import JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.accounts.authentication import BEARER_SECURITY, PUBLIC
+from api.accounts.authentication import BEARER_SECURITY, PUBLIC, Caller
 from api.accounts.guards import ANY_ROLE, requires_role
 from api.accounts.schemas import (
     LoginIn,
@@ -22,7 +22,6 @@ from api.errors import problem_responses
 from api.protection import STRICT_RATE_LIMIT
 from core.accounts import service
 from core.accounts.throttle import LoginThrottle
-from core.accounts.tokens import AccessClaims
 from core.settings import Settings
 
 
@@ -132,9 +131,9 @@ class UserController(Controller):
 
     @get("/profile", summary="Who am I", responses=problem_responses(401, 429))
     async def profile(
-        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[AccessClaims]
+        self, db_session: NamedDependency[AsyncSession], request: Caller
     ) -> ProfileOut:
-        user = await service.get_user(db_session, principal.user_id)
+        user = await service.get_user(db_session, request.user.user_id)
         balance = await service.points_balance(db_session, user.id)
         subscription = await service.subscription_summary(db_session, user.id)
         return ProfileOut.from_model(user, balance, subscription)
@@ -149,7 +148,7 @@ class UserController(Controller):
     async def update(
         self,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         throttle: NamedDependency[LoginThrottle],
         client_address: NamedDependency[str],
         data: JSONBody[UpdateUserIn],
@@ -161,7 +160,7 @@ class UserController(Controller):
             keep_refresh_token=data.refresh_token,
         )
         user = await service.update_user(
-            db_session, throttle, principal.user_id, changes, client_address
+            db_session, throttle, request.user.user_id, changes, client_address
         )
         await db_session.commit()
         return UserOut.from_model(user)

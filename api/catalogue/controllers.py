@@ -10,13 +10,12 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.accounts.authentication import BEARER_SECURITY, PUBLIC
+from api.accounts.authentication import BEARER_SECURITY, PUBLIC, Caller
 from api.accounts.guards import requires_role
 from api.catalogue.schemas import ProductIn, ProductOut, ProductPatch
 from api.errors import problem_responses
 from api.openapi import success_body
 from core.accounts.models import Role
-from core.accounts.tokens import AccessClaims
 from core.catalogue import service as catalogue
 
 CACHE_SECONDS = 60
@@ -57,11 +56,11 @@ class CatalogueAdminController(Controller):
     async def create_product(
         self,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         data: JSONBody[ProductIn],
     ) -> ProductOut:
         fields = msgspec.structs.asdict(data)
-        product = await catalogue.create(db_session, fields, actor=principal)
+        product = await catalogue.create(db_session, fields, actor=request.user)
         await db_session.commit()
         return ProductOut.from_model(product)
 
@@ -73,10 +72,10 @@ class CatalogueAdminController(Controller):
     async def update_product(
         self,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         product_id: FromPath[str],
         data: JSONBody[ProductPatch],
     ) -> ProductOut:
-        product = await catalogue.update(db_session, product_id, data.changes(), actor=principal)
+        product = await catalogue.update(db_session, product_id, data.changes(), actor=request.user)
         await db_session.commit()
         return ProductOut.from_model(product)

@@ -8,7 +8,7 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.accounts.authentication import BEARER_SECURITY
+from api.accounts.authentication import BEARER_SECURITY, Caller
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
 from api.idempotency import IdempotentOperation, run_idempotent
@@ -31,9 +31,9 @@ class PointsController(Controller):
 
     @get("/balance", guards=[requires_role(*ANY_ROLE)], responses=problem_responses(401, 429))
     async def balance(
-        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[AccessClaims]
+        self, db_session: NamedDependency[AsyncSession], request: Caller
     ) -> BalanceOut:
-        balance, debt = await points.standing(db_session, principal.user_id)
+        balance, debt = await points.standing(db_session, request.user.user_id)
         return BalanceOut(balance, debt)
 
     @get(
@@ -45,11 +45,11 @@ class PointsController(Controller):
     async def history(
         self,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         cursor: FromQuery[str | None] = None,
         limit: PageLimit = 20,
     ) -> HistoryPage:
-        entries = await points.history(db_session, principal.user_id, id_cursor(cursor), limit)
+        entries = await points.history(db_session, request.user.user_id, id_cursor(cursor), limit)
         next_cursor = str(entries[-1].id) if len(entries) == limit else None
         return HistoryPage([LedgerEntryOut.from_model(e) for e in entries], next_cursor)
 
@@ -64,22 +64,21 @@ class PointsController(Controller):
     )
     async def spend(
         self,
-        request: Request[Any, Any, Any],
+        request: Caller,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
         data: JSONBody[SpendIn],
     ) -> Response[bytes]:
         async def work() -> tuple[int, BalanceOut]:
             change = await points.spend(
                 db_session,
-                principal.user_id,
+                request.user.user_id,
                 data.amount,
                 spend_id=uuid.uuid4().hex,
                 reason=data.reason,
             )
             return 200, BalanceOut(change.balance, change.debt)
 
-        outcome = await run_idempotent(request, db_session, principal.user_id, data, work)
+        outcome = await run_idempotent(request, db_session, request.user.user_id, data, work)
         return outcome.response()
 
 
@@ -99,13 +98,12 @@ class PointsAdminController(Controller):
     )
     async def grant(
         self,
-        request: Request[Any, Any, Any],
+        request: Caller,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
         user_id: FromPath[uuid.UUID],
         data: JSONBody[AdjustIn],
     ) -> Response[bytes]:
-        return await _adjust(request, db_session, principal, user_id, data, points.grant)
+        return await _adjust(request, db_session, request.user, user_id, data, points.grant)
 
     @post(
         "/clawback",
@@ -115,13 +113,12 @@ class PointsAdminController(Controller):
     )
     async def clawback(
         self,
-        request: Request[Any, Any, Any],
+        request: Caller,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
         user_id: FromPath[uuid.UUID],
         data: JSONBody[AdjustIn],
     ) -> Response[bytes]:
-        return await _adjust(request, db_session, principal, user_id, data, points.take_back)
+        return await _adjust(request, db_session, request.user, user_id, data, points.take_back)
 
 
 class Adjustment(Protocol):

@@ -16,10 +16,10 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.accounts.authentication import BEARER_SECURITY
+from api.accounts.authentication import BEARER_SECURITY, Caller
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
-from api.idempotency import IdempotentOperation, submit_idempotently
+from api.idempotency import IdempotentOperation, Outcome, submit_idempotently, unclaimed_key
 from api.jobs import send_after_commit
 from api.openapi import success_body
 from api.paging import PageLimit
@@ -27,6 +27,7 @@ from api.purchases.schemas import IntentIn, IntentOut, PaymentOut, PaymentPage, 
 from core.accounts.tokens import AccessClaims
 from core.catalogue.models import ProductType
 from core.errors import InvalidRequestError
+from core.idempotency.service import StoredResponse
 from core.purchases import service
 from core.purchases.models import Purchase
 from core.queue import PURCHASE_VERIFY
@@ -58,11 +59,11 @@ class PurchasesController(Controller):
     async def create_intent(
         self,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         data: JSONBody[IntentIn],
     ) -> IntentOut:
         intent = await service.create_intent(
-            db_session, principal.user_id, data.product_id, service.ONE_TIME_TYPES
+            db_session, request.user.user_id, data.product_id, service.ONE_TIME_TYPES
         )
         await db_session.commit()
         return IntentOut.from_model(intent)
@@ -79,13 +80,12 @@ class PurchasesController(Controller):
     )
     async def verify(
         self,
-        request: Request[Any, Any, Any],
+        request: Caller,
         state: State,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
         data: JSONBody[VerifyIn],
     ) -> Response[bytes]:
-        return await _submit(request, state, db_session, principal, data, service.ONE_TIME_TYPES)
+        return await _submit(request, state, db_session, request.user, data, service.ONE_TIME_TYPES)
 
     @post(
         "/points/buy",
@@ -98,13 +98,12 @@ class PurchasesController(Controller):
     )
     async def buy_points(
         self,
-        request: Request[Any, Any, Any],
+        request: Caller,
         state: State,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
         data: JSONBody[VerifyIn],
     ) -> Response[bytes]:
-        return await _submit(request, state, db_session, principal, data, CONSUMABLES)
+        return await _submit(request, state, db_session, request.user, data, CONSUMABLES)
 
     @get(
         "/payments/{payment_id:uuid}",
@@ -119,17 +118,16 @@ class PurchasesController(Controller):
     )
     async def get_payment(
         self,
-        request: Request[Any, Any, Any],
+        request: Caller,
         state: State,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
         payment_id: FromPath[uuid.UUID],
     ) -> Response[Any]:
-        purchase = await service.get_own(db_session, principal.user_id, payment_id)
+        purchase = await service.get_own(db_session, request.user.user_id, payment_id)
         wait = _prefer_wait(request)
         if wait and not purchase.is_final:
             await db_session.rollback()  # ends the read: the connection goes back for the wait
-            purchase = await _wait_for_final(state, principal.user_id, payment_id, wait)
+            purchase = await _wait_for_final(state, request.user.user_id, payment_id, wait)
         etag = _etag(purchase)
         headers = _polling_headers(purchase, etag)
         if request.headers.get("if-none-match") == etag:
@@ -145,12 +143,12 @@ class PurchasesController(Controller):
     async def list_payments(
         self,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         cursor: FromQuery[str | None] = None,
         limit: PageLimit = 20,
     ) -> PaymentPage:
         purchases = await service.list_own(
-            db_session, principal.user_id, _decode_cursor(cursor), limit
+            db_session, request.user.user_id, _decode_cursor(cursor), limit
         )
         next_cursor = _encode_cursor(purchases[-1]) if len(purchases) == limit else None
         return PaymentPage([PaymentOut.from_model(p) for p in purchases], next_cursor)
@@ -164,14 +162,23 @@ async def _submit(
     data: VerifyIn,
     types: tuple[ProductType, ...],
 ) -> Response[bytes]:
-    outcome, created = await submit_idempotently(
-        request,
-        session,
-        principal.user_id,
-        data,
-        lambda: service.submit(session, principal.user_id, data.submission(), types),
-        PaymentOut.from_model,
-    )
+    submission = data.submission()
+    key = unclaimed_key(request, principal.user_id, data)
+    first = await service.submit_first(session, key, submission, types, _accepted)
+    if first is not None:
+        await session.commit()
+        purchase, answer = first
+        outcome, created = Outcome(answer.status, answer.body, replayed=False), [purchase]
+    else:
+        await session.rollback()
+        outcome, created = await submit_idempotently(
+            request,
+            session,
+            principal.user_id,
+            data,
+            lambda: service.submit(session, principal.user_id, submission, types),
+            PaymentOut.from_model,
+        )
     for row in created:
         await send_after_commit(state, session, PURCHASE_VERIFY, row.id, service.mark_not_enqueued)
     wait = _prefer_wait(request)
@@ -201,6 +208,10 @@ async def _wait_for_final(
             return purchase
         await asyncio.sleep(min(delay, remaining))
         delay = min(delay * 1.5, 0.5)
+
+
+def _accepted(purchase: Purchase) -> StoredResponse:
+    return StoredResponse(HTTP_202_ACCEPTED, msgspec.json.encode(PaymentOut.from_model(purchase)))
 
 
 def _prefer_wait(request: Request[Any, Any, Any]) -> int:

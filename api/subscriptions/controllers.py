@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.accounts.authentication import BEARER_SECURITY
+from api.accounts.authentication import BEARER_SECURITY, Caller
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
 from api.idempotency import IdempotentOperation, submit_idempotently
@@ -29,7 +28,6 @@ from api.subscriptions.schemas import (
     VerifyIn,
 )
 from core.accounts.models import Role
-from core.accounts.tokens import AccessClaims
 from core.db import utcnow
 from core.errors import ConflictError
 from core.purchases import service as purchases
@@ -61,11 +59,11 @@ class SubscriptionsController(Controller):
     async def create(
         self,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         data: JSONBody[IntentIn],
     ) -> IntentOut:
         intent = await purchases.create_intent(
-            db_session, principal.user_id, data.product_id, service.SUBSCRIPTION_TYPES
+            db_session, request.user.user_id, data.product_id, service.SUBSCRIPTION_TYPES
         )
         await db_session.commit()
         return IntentOut.from_model(intent)
@@ -85,18 +83,17 @@ class SubscriptionsController(Controller):
     )
     async def verify(
         self,
-        request: Request[Any, Any, Any],
+        request: Caller,
         state: State,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
         data: JSONBody[VerifyIn],
     ) -> Response[bytes]:
         outcome, created = await submit_idempotently(
             request,
             db_session,
-            principal.user_id,
+            request.user.user_id,
             data,
-            lambda: service.submit(db_session, principal.user_id, data.submission()),
+            lambda: service.submit(db_session, request.user.user_id, data.submission()),
             lambda sub: SubscriptionOut.from_model(sub, utcnow()),
         )
         for row in created:
@@ -111,10 +108,8 @@ class SubscriptionsController(Controller):
         summary="Whether the caller has an active subscription, and each of theirs",
         responses=problem_responses(401, 429),
     )
-    async def status(
-        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[AccessClaims]
-    ) -> StatusOut:
-        current = await service.current(db_session, principal.user_id)
+    async def status(self, db_session: NamedDependency[AsyncSession], request: Caller) -> StatusOut:
+        current = await service.current(db_session, request.user.user_id)
         return StatusOut(
             active=any(c.state.has_access for c in current),
             subscriptions=[StateOut.from_current(c) for c in current],
@@ -129,10 +124,10 @@ class SubscriptionsController(Controller):
     async def get_subscription(
         self,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         subscription_id: FromPath[uuid.UUID],
     ) -> SubscriptionOut:
-        sub = await service.get_own(db_session, principal.user_id, subscription_id)
+        sub = await service.get_own(db_session, request.user.user_id, subscription_id)
         return SubscriptionOut.from_model(sub, utcnow())
 
     @post(
@@ -157,9 +152,9 @@ class SubscriptionsController(Controller):
         self,
         state: State,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
     ) -> RecheckOut:
-        ids = await service.recheckable(db_session, principal.user_id)
+        ids = await service.recheckable(db_session, request.user.user_id)
         for subscription_id in ids:  # one the queue did not take waits for the next claim
             await send_after_commit(
                 state, db_session, SUBSCRIPTION_CHECK, subscription_id, service.check_now
@@ -173,9 +168,9 @@ class SubscriptionsController(Controller):
         responses=problem_responses(401, 429),
     )
     async def entitlements(
-        self, db_session: NamedDependency[AsyncSession], principal: NamedDependency[AccessClaims]
+        self, db_session: NamedDependency[AsyncSession], request: Caller
     ) -> EntitlementsOut:
-        granted = await service.entitlements(db_session, principal.user_id)
+        granted = await service.entitlements(db_session, request.user.user_id)
         return EntitlementsOut([EntitlementOut.from_entitlement(item) for item in granted])
 
 
@@ -197,10 +192,10 @@ class SubscriptionsAdminController(Controller):
         self,
         state: State,
         settings: NamedDependency[Settings],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         subscription_id: FromPath[uuid.UUID],
     ) -> SubscriptionOut:
         policy = CheckPolicy.from_settings(settings)
         sync = SubscriptionSync(state.sessionmaker, state.rustore, policy)
-        sub = await sync.refund(subscription_id, principal)
+        sub = await sync.refund(subscription_id, request.user)
         return SubscriptionOut.from_model(sub, utcnow())

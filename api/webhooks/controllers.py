@@ -12,19 +12,18 @@ from litestar.params import FromPath, FromQuery
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.accounts.authentication import BEARER_SECURITY, PUBLIC
+from api.accounts.authentication import BEARER_SECURITY, PUBLIC, Caller
 from api.accounts.guards import requires_role
+from api.deps import provide_settings
 from api.errors import problem_responses
 from api.jobs import JobSender
 from api.paging import PageLimit
 from api.webhooks.schemas import NotificationOut, NotificationPage, WebhookAck
 from core.accounts.models import Role
-from core.accounts.tokens import AccessClaims
 from core.errors import NotFoundError
 from core.notifications import service
 from core.notifications.models import NotificationStatus
 from core.queue import NOTIFICATION_PROCESS
-from core.settings import Settings
 
 WEBHOOK_DESCRIPTION = (
     "Called by RuStore, not by apps: no bearer token, no rate limit; the AES-256-GCM payload is "
@@ -50,9 +49,10 @@ class WebhooksController(Controller):
         request: Request[Any, Any, Any],
         state: State,
         db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
     ) -> WebhookAck:
-        key = settings.rustore_webhook_key
+        # Settings come from the state, not injected: Litestar resolves two dependencies in an
+        # anyio task group, a cost every notification would pay.
+        key = provide_settings(state).rustore_webhook_key
         return await _receive(request, state, db_session, key, sandbox=False)
 
     @post(
@@ -69,9 +69,8 @@ class WebhooksController(Controller):
         request: Request[Any, Any, Any],
         state: State,
         db_session: NamedDependency[AsyncSession],
-        settings: NamedDependency[Settings],
     ) -> WebhookAck:
-        key = settings.rustore_sandbox_webhook_key
+        key = provide_settings(state).rustore_sandbox_webhook_key
         if not key:
             raise NotFoundError(
                 "Test-payment notifications are not configured (RUSTORE_SANDBOX_WEBHOOK_KEY).",
@@ -141,10 +140,10 @@ class NotificationsAdminController(Controller):
         self,
         state: State,
         db_session: NamedDependency[AsyncSession],
-        principal: NamedDependency[AccessClaims],
+        request: Caller,
         notification_id: FromPath[uuid.UUID],
     ) -> NotificationOut:
-        row = await service.reopen(db_session, notification_id, actor=principal)
+        row = await service.reopen(db_session, notification_id, actor=request.user)
         await db_session.commit()
         await _enqueue(state, db_session, row.id)
         return NotificationOut.from_model(row)

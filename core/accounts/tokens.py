@@ -22,6 +22,7 @@ from core.settings import Settings
 ALGORITHM = "HS256"
 TYP_ACCESS = "access"
 LEEWAY_SECONDS = 10
+LEEWAY = dt.timedelta(seconds=LEEWAY_SECONDS)
 REQUIRED_CLAIMS = ["iss", "aud", "exp", "iat", "sub", "jti"]
 
 
@@ -84,6 +85,37 @@ def decode_access_token(settings: Settings, token: str) -> AccessClaims:
         )
     except (TypeError, ValueError):
         raise InvalidAccessToken("malformed claims") from None
+
+
+class AccessTokenVerifier:
+    """`decode_access_token` with the answers remembered per token, until the token expires.
+
+    An app sends the same access token with every request for its lifetime (15 minutes by
+    default), and checking it costs more CPU than anything else in a status poll but the
+    query. A token's claims cannot change, and the cache is keyed by the whole token, signature
+    included, so a remembered token is exactly one that was verified; its expiry is checked again
+    on every use. One verifier per app, so apps with different secrets never share answers.
+    """
+
+    def __init__(self, settings: Settings, capacity: int = 10_000) -> None:
+        self.settings = settings
+        self.capacity = capacity
+        self._verified: dict[str, AccessClaims] = {}
+
+    def verify(self, token: str) -> AccessClaims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = decode_access_token(self.settings, token)
+            self._remember(token, claims)
+        elif claims.expires_at + LEEWAY < dt.datetime.now(dt.UTC):
+            del self._verified[token]
+            raise InvalidAccessToken("expired", expired=True)
+        return claims
+
+    def _remember(self, token: str, claims: AccessClaims) -> None:
+        if len(self._verified) >= self.capacity:
+            del self._verified[next(iter(self._verified))]  # the oldest: dicts keep order
+        self._verified[token] = claims
 
 
 def new_refresh_token() -> str:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import cast
 
 from sqlalchemy import Table, delete, select, tuple_, update
@@ -18,6 +20,17 @@ RECORDS = cast(Table, IdempotencyRecord.__table__)
 
 class KeyBusy(Exception):
     """Another transaction holds the same key and has not committed within the lock timeout."""
+
+
+@contextmanager
+def lock_waits_as_busy() -> Iterator[None]:
+    """KeyBusy for a statement that ran out of lock_timeout waiting on another holder of a key."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
+            raise KeyBusy from exc
+        raise
 
 
 class IdempotencyRepository:
@@ -51,12 +64,8 @@ class IdempotencyRepository:
             )
             .returning(RECORDS.c.key)
         )
-        try:
+        with lock_waits_as_busy():
             inserted = (await self.session.execute(statement)).scalar_one_or_none()
-        except DBAPIError as exc:
-            if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
-                raise KeyBusy from exc
-            raise
         if inserted is not None:
             return None
         existing = await self.session.execute(

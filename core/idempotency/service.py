@@ -3,6 +3,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,6 +21,46 @@ KEY_TTL = dt.timedelta(hours=48)
 class StoredResponse:
     status: int
     body: bytes
+
+
+@dataclass(frozen=True)
+class UnclaimedKey:
+    """A valid Idempotency-Key of a user and the fingerprint of the request made under it."""
+
+    user_id: uuid.UUID
+    key: str
+    fingerprint: str
+
+    def with_answer(self, response: StoredResponse, claimed_at: dt.datetime) -> KeyClaim:
+        return KeyClaim(self.user_id, self.key, self.fingerprint, response, claimed_at)
+
+
+@dataclass(frozen=True)
+class KeyClaim:
+    """A key to claim together with the answer to store under it, for a write that does both in
+    one statement (a new purchase's submission, core/purchases/repository.FirstSubmissions)."""
+
+    user_id: uuid.UUID
+    key: str
+    fingerprint: str
+    response: StoredResponse
+    claimed_at: dt.datetime
+
+    @property
+    def expires_at(self) -> dt.datetime:
+        return self.claimed_at + KEY_TTL
+
+
+@contextmanager
+def refusing_busy_keys() -> Iterator[None]:
+    """409 for a request whose key another request holds past the lock timeout."""
+    try:
+        yield
+    except KeyBusy:
+        raise ConflictError(
+            "A request with this Idempotency-Key is still in progress; retry shortly",
+            code="idempotency_key_in_progress",
+        ) from None
 
 
 def validate_key(key: str | None) -> str:
@@ -47,14 +89,10 @@ async def claim(
     A stored answer comes back for replay; another body under the same key is 422; a request
     still running under the key is 409.
     """
-    repository = IdempotencyRepository(session)
-    try:
-        record = await repository.claim(user_id, key, fingerprint, utcnow(), KEY_TTL)
-    except KeyBusy:
-        raise ConflictError(
-            "A request with this Idempotency-Key is still in progress; retry shortly",
-            code="idempotency_key_in_progress",
-        ) from None
+    with refusing_busy_keys():
+        record = await IdempotencyRepository(session).claim(
+            user_id, key, fingerprint, utcnow(), KEY_TTL
+        )
     if record is None:
         return None
     if record.request_hash != fingerprint:

@@ -4,13 +4,30 @@ import datetime as dt
 import uuid
 from collections.abc import Collection
 
-from sqlalchemy import case, func, or_, select, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    LargeBinary,
+    String,
+    Uuid,
+    bindparam,
+    case,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import resending
 from core.accounts.ownership import OwnedRepository
 from core.db import utcnow
+from core.idempotency.repository import lock_waits_as_busy
+from core.idempotency.service import KeyClaim
 from core.purchases.models import (
     OPEN_STATES,
     Purchase,
@@ -164,3 +181,86 @@ class PurchaseEventRepository:
             .order_by(PurchaseEvent.id)
         )
         return list(result.scalars())
+
+
+FIRST_SUBMISSION = text(
+    """
+    WITH claimed AS (
+        INSERT INTO idempotency_keys AS k
+               (user_id, key, request_hash, response_status, response_body, created_at,
+                expires_at)
+        VALUES (:user_id, :key, :request_hash, :response_status, :response_body, :claimed_at,
+                :expires_at)
+        ON CONFLICT (user_id, key) DO UPDATE
+           SET request_hash = excluded.request_hash,
+               response_status = excluded.response_status,
+               response_body = excluded.response_body,
+               created_at = excluded.created_at,
+               expires_at = excluded.expires_at
+         WHERE k.expires_at < excluded.created_at
+        RETURNING 1
+    )
+    INSERT INTO purchases (id, user_id, product_id, invoice_id, rustore_purchase_id, order_id,
+                           sandbox, state, points_credited, attempts, request_id, enqueued_at,
+                           created_at, updated_at)
+    SELECT :id, :user_id, :product_id, :invoice_id, :rustore_purchase_id, :order_id, :sandbox,
+           :state, 0, 0, :request_id, :now, :now, :now
+      FROM claimed
+     WHERE EXISTS (SELECT FROM products p
+                    WHERE p.product_id = :product_id AND p.active AND p.type = ANY(:types))
+    ON CONFLICT DO NOTHING
+    RETURNING id
+    """
+).bindparams(
+    bindparam("user_id", type_=Uuid),
+    bindparam("id", type_=Uuid),
+    bindparam("order_id", type_=Uuid),
+    bindparam("now", type_=DateTime(timezone=True)),
+    bindparam("claimed_at", type_=DateTime(timezone=True)),
+    bindparam("expires_at", type_=DateTime(timezone=True)),
+    bindparam("invoice_id", type_=BigInteger),
+    bindparam("response_body", type_=LargeBinary),
+    bindparam("types", type_=ARRAY(String)),
+    # A parameter in a SELECT list has no type PostgreSQL can deduce from the insert's columns.
+    bindparam("product_id", type_=String),
+    bindparam("rustore_purchase_id", type_=String),
+    bindparam("sandbox", type_=Boolean),
+    bindparam("state", type_=String),
+    bindparam("request_id", type_=String),
+)
+
+
+class FirstSubmissions:
+    """The usual submission as one statement: its key claimed, the purchase inserted, the answer
+    stored. Every other case (a repeated key, a known purchase, an unknown product) inserts
+    nothing, and the caller rolls back and takes the path that tells them apart."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def insert(self, purchase: Purchase, claim: KeyClaim, types: Collection[str]) -> bool:
+        """True when both the key and the purchase were new; the caller commits or rolls back."""
+        with lock_waits_as_busy():
+            result = await self.session.execute(
+                FIRST_SUBMISSION,
+                {
+                    "user_id": purchase.user_id,
+                    "key": claim.key,
+                    "request_hash": claim.fingerprint,
+                    "response_status": claim.response.status,
+                    "response_body": claim.response.body,
+                    "claimed_at": claim.claimed_at,
+                    "expires_at": claim.expires_at,
+                    "now": purchase.created_at,
+                    "id": purchase.id,
+                    "product_id": purchase.product_id,
+                    "invoice_id": purchase.invoice_id,
+                    "rustore_purchase_id": purchase.rustore_purchase_id,
+                    "order_id": purchase.order_id,
+                    "sandbox": purchase.sandbox,
+                    "state": purchase.state,
+                    "request_id": purchase.request_id,
+                    "types": list(types),
+                },
+            )
+        return result.first() is not None

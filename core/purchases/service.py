@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,9 +14,16 @@ from core.catalogue import service as catalogue
 from core.catalogue.models import ProductType
 from core.db import utcnow
 from core.errors import ConflictError
+from core.idempotency import service as idempotency
+from core.idempotency.service import StoredResponse, UnclaimedKey
 from core.logging import current_request_id
 from core.purchases.models import OPEN_STATES, Purchase, PurchaseIntent, PurchaseState
-from core.purchases.repository import PurchaseRepository, UserIntents, UserPurchases
+from core.purchases.repository import (
+    FirstSubmissions,
+    PurchaseRepository,
+    UserIntents,
+    UserPurchases,
+)
 
 ONE_TIME_TYPES = (ProductType.CONSUMABLE, ProductType.NON_CONSUMABLE)
 PAYLOAD_PREFIX = "kp1."
@@ -44,6 +52,34 @@ async def create_intent(
     return await UserIntents(session, user_id).add(intent)
 
 
+async def submit_first(
+    session: AsyncSession,
+    key: UnclaimedKey,
+    submission: Submission,
+    types: tuple[ProductType, ...],
+    answer: Callable[[Purchase], StoredResponse],
+) -> tuple[Purchase, StoredResponse] | None:
+    """The usual submission, a purchase nobody reported under a key never used, in one
+    statement: (the purchase, the answer stored under the key). None for anything else; the
+    caller then rolls back and calls `submit` under `run_idempotent`, which tells the cases apart.
+    """
+    now = utcnow()
+    purchase = Purchase(
+        **_new_purchase_values(key.user_id, submission, now),
+        created_at=now,
+        updated_at=now,
+        points_credited=0,
+        attempts=0,
+    )
+    response = answer(purchase)
+    claim = key.with_answer(response, claimed_at=now)
+    with idempotency.refusing_busy_keys():
+        inserted = await FirstSubmissions(session).insert(purchase, claim, types)
+    if not inserted:
+        return None
+    return purchase, response
+
+
 async def submit(
     session: AsyncSession,
     user_id: uuid.UUID,
@@ -59,20 +95,7 @@ async def submit(
     """
     await catalogue.purchasable(session, submission.product_id, types)
     repository = PurchaseRepository(session)
-    purchase = await repository.insert_new(
-        {
-            "id": uuid.uuid4(),
-            "user_id": user_id,
-            "product_id": submission.product_id,
-            "invoice_id": submission.invoice_id,
-            "rustore_purchase_id": submission.rustore_purchase_id,
-            "order_id": submission.order_id,
-            "sandbox": submission.sandbox,
-            "state": PurchaseState.PENDING,
-            "request_id": current_request_id(),
-            "enqueued_at": utcnow(),  # optimistic: cleared if sending fails (see mark_not_enqueued)
-        }
-    )
+    purchase = await repository.insert_new(_new_purchase_values(user_id, submission, utcnow()))
     if purchase is not None:
         return purchase, True
     existing = await repository.by_rustore_ids(
@@ -92,6 +115,23 @@ async def submit(
         if named is not None:
             return named, True
     return existing, False
+
+
+def _new_purchase_values(
+    user_id: uuid.UUID, submission: Submission, now: dt.datetime
+) -> dict[str, object]:
+    return {
+        "id": uuid.uuid4(),
+        "user_id": user_id,
+        "product_id": submission.product_id,
+        "invoice_id": submission.invoice_id,
+        "rustore_purchase_id": submission.rustore_purchase_id,
+        "order_id": submission.order_id,
+        "sandbox": submission.sandbox,
+        "state": PurchaseState.PENDING,
+        "request_id": current_request_id(),
+        "enqueued_at": now,  # optimistic: cleared if sending fails (see mark_not_enqueued)
+    }
 
 
 async def _take_over(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import time
 import uuid
 from typing import Any
 
@@ -17,6 +18,7 @@ from litestar.routes import HTTPRoute
 from api.accounts.authentication import PUBLIC_OPT
 from api.accounts.guards import RoleGuard
 from api.app import create_app
+from core.accounts.tokens import LEEWAY_SECONDS, AccessTokenVerifier, InvalidAccessToken
 from core.settings import Settings
 from tests.fixtures.accounts import Account
 from tests.fixtures.platform import assert_problem
@@ -195,3 +197,20 @@ def test_every_api_route_is_public_by_choice_or_guarded_by_role(settings: Settin
 @pytest.mark.parametrize("path", ["/health/live", "/schema/openapi.json"])
 async def test_health_and_schema_stay_public(client: httpx.AsyncClient, path: str) -> None:
     assert (await client.get(path)).status_code == 200
+
+
+def test_a_remembered_token_is_refused_once_it_expires(
+    settings: Settings, user_account: Account
+) -> None:
+    """The verifier remembers tokens it checked; expiry is still checked on every use."""
+    verifier = AccessTokenVerifier(settings)
+    expires = int(time.time()) - LEEWAY_SECONDS + 1  # valid for about one more second
+    claims = valid_claims(settings, user_account.user_id, exp=expires)
+    token = jwt.encode(claims, settings.jwt_secret, "HS256")
+    assert verifier.verify(token).user_id == uuid.UUID(user_account.user_id)
+
+    time.sleep(max(expires + LEEWAY_SECONDS - time.time(), 0) + 0.05)
+
+    with pytest.raises(InvalidAccessToken) as refused:
+        verifier.verify(token)
+    assert refused.value.expired

@@ -227,19 +227,23 @@ async def test_submit_is_one_insert_on_its_unique_keys(
         replayed = await client.post("/api/payments/verify", json=body, headers=key)
 
     assert (accepted.status_code, replayed.status_code) == (202, 202), accepted.text
-    # The key's INSERT (taking over an expired one), the product, the purchase INSERT, storing
-    # the answer: four statements and one commit.
-    assert [s.verb for s in submit] == ["INSERT", "SELECT", "INSERT", "UPDATE"]
-    # A replay: the key claim finds the stored answer and reads it back.
-    assert [s.verb for s in replay] == ["INSERT", "SELECT"]
-    [insert] = [s for s in touching(submit, "purchases") if s.verb == "INSERT"]
-    plan = await explain(engine, insert)
-    # No scan at all: ON CONFLICT without a target checks every unique index (invoice id,
-    # RuStore purchase id, primary key) by probing it, O(log n) each.
-    assert plan["Plan"]["Conflict Resolution"] == "NOTHING"
-    assert [n["Node Type"] for n in nodes(plan)] == ["ModifyTable", "Result"]
-    for statement in touching(submit + replay, "idempotency_keys"):
-        if statement.verb != "INSERT":
+    # One statement: the key's INSERT with the answer (taking over an expired key), the product
+    # check and the purchase INSERT; then the commit.
+    assert [s.verb for s in submit] == ["WITH"]
+    # A replay: that statement inserts nothing, then the key claim finds the stored answer.
+    assert [s.verb for s in replay] == ["WITH", "INSERT", "SELECT"]
+    plan = await explain(engine, submit[0])
+    [purchase_insert] = [n for n in nodes(plan) if n.get("Relation Name") == "purchases"]
+    [key_insert] = [n for n in nodes(plan) if n.get("Relation Name") == "idempotency_keys"]
+    # No scan at all: ON CONFLICT without a target checks every unique index of a purchase
+    # (invoice id, RuStore purchase id, primary key) by probing it, O(log n) each; the key's
+    # conflict is its primary key.
+    assert purchase_insert["Conflict Resolution"] == "NOTHING"
+    assert key_insert["Conflict Resolution"] == "UPDATE"
+    assert_indexed(plan, "products", "uq_products_product_id")
+    assert "Seq Scan" not in {n["Node Type"] for n in nodes(plan)}
+    for statement in touching(replay, "idempotency_keys"):
+        if statement.verb == "SELECT":
             assert_indexed(
                 await explain(engine, statement), "idempotency_keys", "pk_idempotency_keys"
             )
