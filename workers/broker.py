@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
 
@@ -11,5 +13,9 @@ from core.settings import load_settings_or_exit
 
 settings = load_settings_or_exit()
 configure_logging("worker", settings.log_level)
+# The RuStore client logs every request itself (method, status, latency, attempt); httpx's own
+# INFO line per request would double the worker's log volume, all of it piped through Dramatiq's
+# parent process.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 broker: RedisBroker = create_broker(settings.redis_url, socket_timeout=settings.redis_timeout)
 dramatiq.set_broker(broker)
