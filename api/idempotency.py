@@ -27,7 +27,7 @@ REPLAYED_HEADER = "Idempotent-Replayed"
 @dataclass
 class IdempotentOperation(Operation):
     """The OpenAPI operation of an idempotent write: it documents the required header, which the
-    handler reads itself (`run_idempotent`) so that a missing or malformed key gets its own
+    handler reads itself (`unclaimed_key`) so that a missing or malformed key gets its own
     problem code rather than a generic validation error."""
 
     def __post_init__(self) -> None:
@@ -74,10 +74,8 @@ def unclaimed_key(
 
 
 async def run_idempotent(
-    request: Request[Any, Any, Any],
+    key: UnclaimedKey,
     session: AsyncSession,
-    user_id: Any,
-    body: msgspec.Struct,
     work: Callable[[], Awaitable[tuple[int, msgspec.Struct]]],
 ) -> Outcome:
     """Do `work` once per (user, key, request); commits the session.
@@ -85,14 +83,13 @@ async def run_idempotent(
     A client error raised by `work` rolls everything back, the key included, so the client may
     correct the request and retry with the same key.
     """
-    key = unclaimed_key(request, user_id, body)
-    stored = await idempotency.claim(session, user_id, key.key, key.fingerprint)
+    stored = await idempotency.claim(session, key.user_id, key.key, key.fingerprint)
     if stored is not None:
         await session.rollback()
         return Outcome(stored.status, stored.body, replayed=True)
     status, payload = await work()
     encoded = msgspec.json.encode(payload)
-    await idempotency.remember(session, user_id, key.key, StoredResponse(status, encoded))
+    await idempotency.remember(session, key.user_id, key.key, StoredResponse(status, encoded))
     await session.commit()
     return Outcome(status, encoded, replayed=False)
 
@@ -101,10 +98,8 @@ Row = TypeVar("Row")
 
 
 async def submit_idempotently(
-    request: Request[Any, Any, Any],
+    key: UnclaimedKey,
     session: AsyncSession,
-    user_id: Any,
-    body: msgspec.Struct,
     submit: Callable[[], Awaitable[tuple[Row, bool]]],
     present: Callable[[Row], msgspec.Struct],
 ) -> tuple[Outcome, list[Row]]:
@@ -122,5 +117,5 @@ async def submit_idempotently(
             created.append(row)
         return HTTP_202_ACCEPTED, present(row)
 
-    outcome = await run_idempotent(request, session, user_id, body, work)
+    outcome = await run_idempotent(key, session, work)
     return outcome, created

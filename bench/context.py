@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bench.load import LoadResult, LoadSpec, run_separately
 from bench.seed import Database
-from bench.stack import RUN_DIR, BenchStack, RssSampler
+from bench.stack import RUN_DIR, BenchStack, RssSampler, cpu_seconds
 from core.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -72,7 +72,7 @@ class Context:
     def measure(self, scenario: str, case: str, spec: LoadSpec, **extra: Any) -> Row:
         """Run `spec` and record it with the peak memory of every process meanwhile."""
         procs = dict(self.stack.procs)
-        cpu_before = {name: proc.cpu_seconds() for name, proc in procs.items()}
+        cpu_before = cpu_seconds(procs)
         with RssSampler(self.stack.procs) as rss:
             result = self.measure_load(spec)
         for name in ("web", "worker", "floor"):

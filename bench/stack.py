@@ -97,6 +97,11 @@ class Proc:
                 self.popen.wait(timeout)
 
 
+def cpu_seconds(procs: dict[str, Proc]) -> dict[str, float]:
+    """CPU time so far of each process tree, by name."""
+    return {name: proc.cpu_seconds() for name, proc in procs.items()}
+
+
 def _rss_kb(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.accounts.authentication import BEARER_SECURITY, Caller
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
-from api.idempotency import IdempotentOperation, run_idempotent
+from api.idempotency import IdempotentOperation, run_idempotent, unclaimed_key
 from api.openapi import success_body
 from api.paging import PageLimit, id_cursor
 from api.points.schemas import AdjustIn, BalanceOut, HistoryPage, LedgerEntryOut, SpendIn
@@ -78,7 +78,8 @@ class PointsController(Controller):
             )
             return 200, BalanceOut(change.balance, change.debt)
 
-        outcome = await run_idempotent(request, db_session, request.user.user_id, data, work)
+        key = unclaimed_key(request, request.user.user_id, data)
+        outcome = await run_idempotent(key, db_session, work)
         return outcome.response()
 
 
@@ -149,5 +150,5 @@ async def _adjust(
         change = await operation(session, user_id, data.amount, reason=data.reason, actor=principal)
         return 200, BalanceOut(change.balance, change.debt)
 
-    outcome = await run_idempotent(request, session, principal.user_id, data, work)
+    outcome = await run_idempotent(unclaimed_key(request, principal.user_id, data), session, work)
     return outcome.response()

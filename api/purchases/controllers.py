@@ -172,10 +172,8 @@ async def _submit(
     else:
         await session.rollback()
         outcome, created = await submit_idempotently(
-            request,
+            key,
             session,
-            principal.user_id,
-            data,
             lambda: service.submit(session, principal.user_id, submission, types),
             PaymentOut.from_model,
         )

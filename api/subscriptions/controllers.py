@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.accounts.authentication import BEARER_SECURITY, Caller
 from api.accounts.guards import ANY_ROLE, WRITE_ROLES, requires_role
 from api.errors import problem_responses
-from api.idempotency import IdempotentOperation, submit_idempotently
+from api.idempotency import IdempotentOperation, submit_idempotently, unclaimed_key
 from api.jobs import send_after_commit
 from api.openapi import success_body
 from api.purchases.schemas import IntentIn, IntentOut
@@ -89,10 +89,8 @@ class SubscriptionsController(Controller):
         data: JSONBody[VerifyIn],
     ) -> Response[bytes]:
         outcome, created = await submit_idempotently(
-            request,
+            unclaimed_key(request, request.user.user_id, data),
             db_session,
-            request.user.user_id,
-            data,
             lambda: service.submit(db_session, request.user.user_id, data.submission()),
             lambda sub: SubscriptionOut.from_model(sub, utcnow()),
         )

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bench import seed
 from bench.context import Context, Row
 from bench.scenarios import requests
-from bench.stack import Proc, RssSampler
+from bench.stack import RssSampler, cpu_seconds
 
 LATENCIES_MS = (0, 200)
 CONCURRENCY = 32
@@ -57,7 +57,7 @@ def _one(ctx: Context, count: int, latency: int) -> None:
     stack.start_worker()
     limit = 60.0 if ctx.quick else 180.0
     try:
-        cpu_before = _cpu_seconds(stack.procs)
+        cpu_before = cpu_seconds(stack.procs)
         with RssSampler(stack.procs) as rss:
             started = time.monotonic()
             submitted = ctx.measure_load(
@@ -67,7 +67,7 @@ def _one(ctx: Context, count: int, latency: int) -> None:
             seconds = time.monotonic() - started
         cpu_used = {
             name: used - cpu_before.get(name, 0.0)
-            for name, used in _cpu_seconds(stack.procs).items()
+            for name, used in cpu_seconds(stack.procs).items()
         }
     finally:
         stack.sandbox("DELETE", "/faults")
@@ -86,10 +86,6 @@ def _one(ctx: Context, count: int, latency: int) -> None:
     }
     case = f"{count} purchases, rustore +{latency} ms"
     ctx.add(Row(scenario="e2e", case=case, load=submitted, rss_mb=rss.peaks, extra=extra))
-
-
-def _cpu_seconds(procs: dict[str, Proc]) -> dict[str, float]:
-    return {name: proc.cpu_seconds() for name, proc in procs.items()}
 
 
 def paid_purchases(ctx: Context, count: int) -> tuple[list[str], list[int]]:

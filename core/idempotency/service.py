@@ -31,18 +31,13 @@ class UnclaimedKey:
     key: str
     fingerprint: str
 
-    def with_answer(self, response: StoredResponse, claimed_at: dt.datetime) -> KeyClaim:
-        return KeyClaim(self.user_id, self.key, self.fingerprint, response, claimed_at)
-
 
 @dataclass(frozen=True)
 class KeyClaim:
     """A key to claim together with the answer to store under it, for a write that does both in
     one statement (a new purchase's submission, core/purchases/repository.FirstSubmissions)."""
 
-    user_id: uuid.UUID
-    key: str
-    fingerprint: str
+    key: UnclaimedKey
     response: StoredResponse
     claimed_at: dt.datetime
 

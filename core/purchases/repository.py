@@ -245,8 +245,8 @@ class FirstSubmissions:
                 FIRST_SUBMISSION,
                 {
                     "user_id": purchase.user_id,
-                    "key": claim.key,
-                    "request_hash": claim.fingerprint,
+                    "key": claim.key.key,
+                    "request_hash": claim.key.fingerprint,
                     "response_status": claim.response.status,
                     "response_body": claim.response.body,
                     "claimed_at": claim.claimed_at,

@@ -15,7 +15,7 @@ from core.catalogue.models import ProductType
 from core.db import utcnow
 from core.errors import ConflictError
 from core.idempotency import service as idempotency
-from core.idempotency.service import StoredResponse, UnclaimedKey
+from core.idempotency.service import KeyClaim, StoredResponse, UnclaimedKey
 from core.logging import current_request_id
 from core.purchases.models import OPEN_STATES, Purchase, PurchaseIntent, PurchaseState
 from core.purchases.repository import (
@@ -72,7 +72,7 @@ async def submit_first(
         attempts=0,
     )
     response = answer(purchase)
-    claim = key.with_answer(response, claimed_at=now)
+    claim = KeyClaim(key, response, claimed_at=now)
     with idempotency.refusing_busy_keys():
         inserted = await FirstSubmissions(session).insert(purchase, claim, types)
     if not inserted:
