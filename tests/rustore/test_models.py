@@ -33,13 +33,22 @@ from core.rustore.webhook import (
     TestEventNotification,
     parse_notification,
 )
-from tests.fixtures.sandbox import RUSTORE_EXAMPLES
+from tests.fixtures.sandbox import RUSTORE_EXAMPLES, SHARED_RUSTORE_EXAMPLES
 
 EXAMPLES = RUSTORE_EXAMPLES
 
 
 def example(name: str) -> bytes:
     return (EXAMPLES / name).read_bytes()
+
+
+def test_the_examples_are_rustores_own() -> None:
+    """The repository's copy of the documented bodies is byte for byte the team's."""
+    if not SHARED_RUSTORE_EXAMPLES.is_dir():
+        pytest.skip(f"no {SHARED_RUSTORE_EXAMPLES} to compare with (a clone on its own)")
+    shared = {p.name: p.read_bytes() for p in SHARED_RUSTORE_EXAMPLES.iterdir() if p.is_file()}
+    ours = {p.name: p.read_bytes() for p in EXAMPLES.iterdir() if p.is_file()}
+    assert ours == shared
 
 
 def decode(raw: bytes | str, model: Any) -> Any:
