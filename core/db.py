@@ -52,6 +52,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+async def autocommit(session: AsyncSession) -> None:
+    """Let each statement of `session` commit on its own; call it before the first statement.
+
+    For a session that makes one write, or only reads, this spares the BEGIN and the COMMIT (or
+    ROLLBACK) round trips around it, about half the cost of such a session.
+    """
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def async_database_url(url: str) -> str:
     """Accept the usual `postgres://` and `postgresql://` forms and pick the asyncpg driver."""
     scheme, sep, rest = url.partition("://")

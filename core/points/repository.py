@@ -9,6 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.points.models import LedgerEntry, PointsAccount
 
+_NEW_ACCOUNT = insert(PointsAccount)
+LOCK_ACCOUNT = _NEW_ACCOUNT.on_conflict_do_update(
+    index_elements=[PointsAccount.user_id], set_={"user_id": _NEW_ACCOUNT.excluded.user_id}
+).returning(PointsAccount)
+"""Creates the account on first use and otherwise locks the existing row: ON CONFLICT DO UPDATE
+takes the same row lock as SELECT … FOR UPDATE and returns the committed row, in one round trip
+instead of an insert and a locking select."""
+
 
 class PointsRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -18,18 +26,12 @@ class PointsRepository:
         """The user's account row, created on first use and locked until the transaction ends.
 
         Every change to one user's points takes this lock first, so the duplicate check and the
-        balance arithmetic that follow cannot race another job or request for the same user.
+        balance arithmetic that follow cannot race another job or request for the same user
+        (`LOCK_ACCOUNT` says how).
         """
-        await self.session.execute(
-            insert(PointsAccount)
-            .values(user_id=user_id, balance=0, debt=0, updated_at=now)
-            .on_conflict_do_nothing()
-        )
         result = await self.session.execute(
-            select(PointsAccount)
-            .where(PointsAccount.user_id == user_id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
+            LOCK_ACCOUNT.values(user_id=user_id, balance=0, debt=0, updated_at=now),
+            execution_options={"populate_existing": True},
         )
         return result.scalar_one()
 

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from core import metrics
 from core.catalogue import service as catalogue
 from core.catalogue.models import Product
-from core.db import utcnow
+from core.db import autocommit, utcnow
 from core.failpoints import failpoint
 from core.points import service as points
 from core.points.models import EntrySource
@@ -103,6 +103,13 @@ class PurchaseVerifier:
             self.rustore.get_purchase(purchase.invoice_id, sandbox=purchase.sandbox),
         )
 
+    async def _move_on(self, purchase_id: uuid.UUID, **values: object) -> Purchase | None:
+        """One conditional state change from an open state, a recovery point of its own; None
+        when the purchase was no longer open."""
+        async with self.sessions() as session:
+            await autocommit(session)  # a single UPDATE is atomic without BEGIN and COMMIT
+            return await PurchaseRepository(session).transition(purchase_id, OPEN_STATES, **values)
+
     async def _retry_or_finish(
         self, purchase: Purchase, exc: RetryLater | RuStoreError, *, last_attempt: bool
     ) -> None:
@@ -158,6 +165,7 @@ class PurchaseVerifier:
     async def _check(self, purchase: Purchase, invoice: InvoicePayment) -> Verdict:
         """Compare what RuStore says with what we issued; never with what the client claimed."""
         async with self.sessions() as session:
+            await autocommit(session)  # two reads: no transaction to begin and roll back
             product = await catalogue.find(session, purchase.product_id)
             intent = (
                 await PurchaseRepository(session).intent_by_payload(invoice.developer_payload)
@@ -198,31 +206,25 @@ class PurchaseVerifier:
         the held-payment watchdog re-reads it meanwhile, finishing it when RuStore reverses the
         hold after 6 h (the customer is then not charged).
         """
-        async with self.sessions() as session:
-            await PurchaseRepository(session).transition(
-                purchase.id,
-                OPEN_STATES,
-                state=PurchaseState.CONFIRMING,
-                rustore_status=invoice.status.value,
-                paid_at=purchase.paid_at or utcnow(),
-                failure_reason=AWAITING_PURCHASE_ID,
-            )
-            await session.commit()
+        await self._move_on(
+            purchase.id,
+            state=PurchaseState.CONFIRMING,
+            rustore_status=invoice.status.value,
+            paid_at=purchase.paid_at or utcnow(),
+            failure_reason=AWAITING_PURCHASE_ID,
+        )
         log.warning("purchase.awaiting_purchase_id", purchase_id=str(purchase.id))
 
     async def _confirm(self, purchase: Purchase, invoice: InvoicePayment) -> InvoicePayment:
         """Confirm a held two-stage payment; a refused repeat is reconciled by re-reading."""
         purchase_ref = invoice.purchase_id or purchase.rustore_purchase_id
         assert purchase_ref is not None  # see _hold_until_purchase_id
-        async with self.sessions() as session:
-            await PurchaseRepository(session).transition(
-                purchase.id,
-                OPEN_STATES,
-                state=PurchaseState.CONFIRMING,
-                rustore_status=invoice.status.value,
-                paid_at=purchase.paid_at or utcnow(),
-            )
-            await session.commit()
+        await self._move_on(
+            purchase.id,
+            state=PurchaseState.CONFIRMING,
+            rustore_status=invoice.status.value,
+            paid_at=purchase.paid_at or utcnow(),
+        )
         try:
             await self.events.call(
                 purchase,
@@ -279,16 +281,13 @@ class PurchaseVerifier:
         reason: str,
         invoice: InvoicePayment | None = None,
     ) -> None:
-        async with self.sessions() as session:
-            finished = await PurchaseRepository(session).transition(
-                purchase.id,
-                OPEN_STATES,
-                state=state,
-                failure_reason=reason[:500],
-                rustore_status=invoice.status.value if invoice else purchase.rustore_status,
-                completed_at=utcnow(),
-            )
-            await session.commit()
+        finished = await self._move_on(
+            purchase.id,
+            state=state,
+            failure_reason=reason[:500],
+            rustore_status=invoice.status.value if invoice else purchase.rustore_status,
+            completed_at=utcnow(),
+        )
         if finished is not None:
             metrics.count_payment(state)
         log.info(

@@ -14,7 +14,7 @@ Only what nothing else stores is recorded, in `purchase_events`, and only by the
 on the api's accept path, which must stay one INSERT): each attempt, each RuStore call with its
 method, outcome and latency, and each retry with its reason.
 
-Why a call is recorded in a short transaction of its own: the pipeline never holds a
+Why a call is recorded in a commit of its own (one INSERT in autocommit): the pipeline never holds a
 transaction across an HTTP call (each recovery point is its own short commit), so there is no
 enclosing transaction to join, and a separate commit right after the call means nothing that
 fails later in the step (a rolled-back step, a crash before the next recovery point) can take
@@ -37,7 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.audit import service as audit
 from core.audit.models import Target
-from core.db import utcnow
+from core.db import autocommit, utcnow
 from core.errors import NotFoundError
 from core.notifications.models import RuStoreNotification
 from core.notifications.repository import NotificationRepository
@@ -207,13 +207,13 @@ class PurchaseEventRecorder:
     async def retry(self, purchase: Purchase, reason: str) -> None:
         await self._write(_event(purchase, PurchaseEventKind.RETRY, utcnow(), detail=reason))
 
-    async def _write(self, event: PurchaseEvent) -> None:
+    async def _write(self, event: dict[str, object]) -> None:
         try:
             async with self.sessions() as session:
+                await autocommit(session)
                 await PurchaseEventRepository(session).add(event)
-                await session.commit()
         except Exception:
-            log.exception("purchase.event_not_recorded", purchase_id=str(event.purchase_id))
+            log.exception("purchase.event_not_recorded", purchase_id=str(event["purchase_id"]))
 
 
 def _event(
@@ -225,14 +225,15 @@ def _event(
     outcome: str | None = None,
     latency_ms: float | None = None,
     detail: str | None = None,
-) -> PurchaseEvent:
-    return PurchaseEvent(
-        purchase_id=purchase.id,
-        at=at,
-        kind=kind,
-        attempt=purchase.attempts,
-        method=method,
-        outcome=outcome,
-        latency_ms=latency_ms,
-        detail=detail[:DETAIL_MAX] if detail else None,
-    )
+) -> dict[str, object]:
+    """The column values of one `purchase_events` row."""
+    return {
+        "purchase_id": purchase.id,
+        "at": at,
+        "kind": kind,
+        "attempt": purchase.attempts,
+        "method": method,
+        "outcome": outcome,
+        "latency_ms": latency_ms,
+        "detail": detail[:DETAIL_MAX] if detail else None,
+    }
