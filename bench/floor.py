@@ -2,8 +2,9 @@
 
 `POST /accept` stores the body with one asyncpg INSERT (autocommit, so durable when answered) and
 pushes its id with one Redis LPUSH: no auth, no validation, no idempotency, no ORM. It runs under
-uvicorn with the api's server options, so our accept throughput divided by this one is the price
-of everything Kopilka does on top. `python -m bench.floor` serves it on FLOOR_PORT.
+uvicorn with the api's server options and process count (WEB_CONCURRENCY), so our accept
+throughput divided by this one is the price of everything Kopilka does on top.
+`python -m bench.floor` serves it on FLOOR_PORT.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ import uvicorn
 from litestar import Litestar, Request, get, post
 from redis.asyncio import Redis
 
-POOL_SIZE = 20  # the api's pool: DATABASE_POOL_SIZE 10 plus as many overflow connections
+from core.settings import load_settings
+
+POOL_SIZE = 20  # per process, as the api's: DATABASE_POOL_SIZE 10 plus as many overflow
 TABLE = """CREATE TABLE IF NOT EXISTS floor_purchases (
     id uuid PRIMARY KEY, body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"""
 
@@ -65,6 +68,7 @@ def main() -> None:
         factory=True,
         host="127.0.0.1",
         port=int(os.environ["FLOOR_PORT"]),
+        workers=load_settings().web_concurrency,
         log_config=None,
         access_log=False,
         server_header=False,

@@ -43,7 +43,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     rustore_timeout: Annotated[float, msgspec.Meta(gt=0)] = 15.0
     port: Port = 8000
     host: str = "127.0.0.1"
-    web_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 1
+    web_concurrency: Annotated[int, msgspec.Meta(ge=1)] = 2
+    """api processes: one per core of the 2-core machine Kopilka is sized for, as the worker's
+    `--processes 2`; one process is held to one core by the GIL."""
     worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9191
     scheduler_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9192
     environment: str = "development"
