@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Collection
-from typing import cast
+from typing import TypedDict, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -34,6 +34,7 @@ from core.purchases.models import (
     OPEN_STATES,
     Purchase,
     PurchaseEvent,
+    PurchaseEventKind,
     PurchaseIntent,
     PurchaseState,
 )
@@ -166,6 +167,20 @@ class PurchaseRepository:
         return list(result.scalars())
 
 
+class NewEvent(TypedDict):
+    """The column values of one `purchase_events` row, as `PurchaseEventRepository.add` takes
+    them."""
+
+    purchase_id: uuid.UUID
+    at: dt.datetime
+    kind: PurchaseEventKind
+    attempt: int
+    method: str | None
+    outcome: str | None
+    latency_ms: float | None
+    detail: str | None
+
+
 INSERT_EVENT = insert(cast(Table, PurchaseEvent.__table__))
 """A table-level INSERT: nothing reads the row back, so the ORM's unit of work would be pure
 overhead on the worker's most frequent write."""
@@ -177,8 +192,7 @@ class PurchaseEventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, event: dict[str, object]) -> None:
-        """Insert one event, given its column values."""
+    async def add(self, event: NewEvent) -> None:
         await self.session.execute(INSERT_EVENT, event)
 
     async def of(self, purchase_id: uuid.UUID) -> list[PurchaseEvent]:

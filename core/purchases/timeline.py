@@ -44,7 +44,7 @@ from core.notifications.repository import NotificationRepository
 from core.points.models import EntryKind, EntrySource
 from core.points.repository import PointsRepository
 from core.purchases.models import Purchase, PurchaseEvent, PurchaseEventKind, PurchaseState
-from core.purchases.repository import PurchaseEventRepository, PurchaseRepository
+from core.purchases.repository import NewEvent, PurchaseEventRepository, PurchaseRepository
 from core.rustore import RuStoreError
 
 log = structlog.get_logger(__name__)
@@ -207,7 +207,7 @@ class PurchaseEventRecorder:
     async def retry(self, purchase: Purchase, reason: str) -> None:
         await self._write(_event(purchase, PurchaseEventKind.RETRY, utcnow(), detail=reason))
 
-    async def _write(self, event: dict[str, object]) -> None:
+    async def _write(self, event: NewEvent) -> None:
         try:
             async with self.sessions() as session:
                 await autocommit(session)
@@ -225,8 +225,7 @@ def _event(
     outcome: str | None = None,
     latency_ms: float | None = None,
     detail: str | None = None,
-) -> dict[str, object]:
-    """The column values of one `purchase_events` row."""
+) -> NewEvent:
     return {
         "purchase_id": purchase.id,
         "at": at,
