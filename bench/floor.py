@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 
 from core.settings import load_settings
 
-POOL_SIZE = 20  # per process, as the api's: DATABASE_POOL_SIZE 10 plus as many overflow
+POOL_SIZE = 20  # per process, as the api's DATABASE_POOL_SIZE
 TABLE = """CREATE TABLE IF NOT EXISTS floor_purchases (
     id uuid PRIMARY KEY, body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"""
 

@@ -50,7 +50,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     scheduler_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 9192
     environment: str = "development"
     log_level: str = "INFO"
-    database_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 10
+    database_pool_size: Annotated[int, msgspec.Meta(ge=1)] = 20
     database_pool_timeout: Annotated[float, msgspec.Meta(gt=0)] = 5.0
     database_lock_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0
     redis_timeout: Annotated[float, msgspec.Meta(gt=0)] = 2.0

@@ -16,7 +16,7 @@ from tests.fixtures.accounts import Account
 from tests.fixtures.platform import serve
 from tests.fixtures.purchases import Records, Shop
 
-POOL = 1  # one connection plus one overflow
+POOL = 2  # two connections for six waiting pollers and one other request
 WAITERS = 6
 WAIT_SECONDS = 3
 
