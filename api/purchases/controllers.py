@@ -26,6 +26,7 @@ from api.paging import PageLimit
 from api.purchases.schemas import IntentIn, IntentOut, PaymentOut, PaymentPage, VerifyIn
 from core.accounts.tokens import AccessClaims
 from core.catalogue.models import ProductType
+from core.db import autocommit
 from core.errors import InvalidRequestError
 from core.idempotency.service import StoredResponse
 from core.purchases import service
@@ -123,6 +124,7 @@ class PurchasesController(Controller):
         db_session: NamedDependency[AsyncSession],
         payment_id: FromPath[uuid.UUID],
     ) -> Response[Any]:
+        await autocommit(db_session)  # one read: no BEGIN and ROLLBACK round trips around it
         purchase = await service.get_own(db_session, request.user.user_id, payment_id)
         wait = _prefer_wait(request)
         if wait and not purchase.is_final:
@@ -200,6 +202,7 @@ async def _wait_for_final(
     delay = 0.05
     while True:
         async with state.sessionmaker() as session:
+            await autocommit(session)
             purchase = await service.get_own(session, user_id, purchase_id)
         remaining = deadline - time.monotonic()
         if purchase.is_final or remaining <= 0:

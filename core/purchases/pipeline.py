@@ -125,11 +125,8 @@ class PurchaseVerifier:
 
     async def _start(self, purchase_id: uuid.UUID) -> Purchase | None:
         async with self.sessions() as session:
-            purchase = await PurchaseRepository(session).start_attempt(purchase_id)
-            if purchase is not None:
-                await self.events.attempt(session, purchase)
-            await session.commit()
-        return purchase
+            await autocommit(session)  # one statement counts the attempt and records it
+            return await PurchaseRepository(session).start_attempt(purchase_id)
 
     async def _advance(self, purchase: Purchase) -> None:
         invoice = await self._read(purchase)

@@ -1,21 +1,25 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import uuid
 from collections.abc import Collection
-from typing import TypedDict, cast
+from typing import Any, TypedDict, cast
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
     LargeBinary,
+    Row,
+    Select,
     String,
     Table,
     Uuid,
     bindparam,
     case,
     func,
+    literal,
     or_,
     select,
     text,
@@ -24,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import resending
 from core.accounts.ownership import OwnedRepository
@@ -68,6 +73,77 @@ class UserIntents(OwnedRepository[PurchaseIntent]):
         return intent
 
 
+PURCHASES = cast(Table, Purchase.__table__)
+EVENTS = cast(Table, PurchaseEvent.__table__)
+
+
+@functools.cache
+def _transition(allowed_from: frozenset[str], columns: frozenset[str]) -> ReturningUpdate[Any]:
+    """The conditional UPDATE of `PurchaseRepository.transition`, built once per shape.
+
+    The worker runs a few shapes many times each; building the statement (and, through the ORM,
+    loading the row into a session) cost more CPU than PostgreSQL spent running it. New values
+    are parameters named `new_<column>`.
+    """
+    return (
+        update(PURCHASES)
+        .where(PURCHASES.c.id == bindparam("purchase_id"), PURCHASES.c.state.in_(allowed_from))
+        .values(
+            {
+                **{name: bindparam(f"new_{name}", PURCHASES.c[name].type) for name in columns},
+                "updated_at": func.now(),
+            }
+        )
+        .returning(*PURCHASES.c)
+    )
+
+
+def _start_attempt() -> Select[Any]:
+    started = (
+        update(PURCHASES)
+        .where(PURCHASES.c.id == bindparam("purchase_id"), PURCHASES.c.state.in_(OPEN_STATES))
+        .values(
+            attempts=PURCHASES.c.attempts + 1,
+            state=case(
+                (PURCHASES.c.state == PurchaseState.PENDING.value, PurchaseState.VERIFYING.value),
+                else_=PURCHASES.c.state,
+            ),
+            updated_at=func.now(),
+        )
+        .returning(*PURCHASES.c)
+        .cte("started")
+    )
+    noted = (
+        insert(EVENTS)
+        .from_select(
+            ["purchase_id", "at", "kind", "attempt"],
+            select(
+                started.c.id,
+                bindparam("at", type_=DateTime(timezone=True)),
+                literal(PurchaseEventKind.ATTEMPT.value),
+                started.c.attempts,
+            ),
+        )
+        .cte("noted")
+    )
+    return select(*started.c).add_cte(noted)
+
+
+INTENT_BY_PAYLOAD = select(PurchaseIntent).where(
+    PurchaseIntent.developer_payload == bindparam("payload")
+)
+
+START_ATTEMPT = _start_attempt()
+"""One round trip where a transaction of an UPDATE and an INSERT took four (with BEGIN and
+COMMIT): a data-modifying CTE runs even though the outer SELECT does not read it, and both
+writes commit or fail together, so the attempt and its timeline record always agree."""
+
+
+def _unattached(row: Row[Any] | None) -> Purchase | None:
+    """The purchase a RETURNING row describes, in no session: callers only read it."""
+    return None if row is None else Purchase(**row._mapping)
+
+
 class PurchaseRepository:
     """Reads and state changes of the pipeline; each change is a conditional UPDATE, so two
     workers (or a worker and the sweeper) can never move one purchase backwards or twice."""
@@ -93,9 +169,7 @@ class PurchaseRepository:
         return await self.session.get(Purchase, purchase_id, populate_existing=True)
 
     async def intent_by_payload(self, payload: str) -> PurchaseIntent | None:
-        result = await self.session.execute(
-            select(PurchaseIntent).where(PurchaseIntent.developer_payload == payload)
-        )
+        result = await self.session.execute(INTENT_BY_PAYLOAD, {"payload": payload})
         return result.scalar_one_or_none()
 
     async def transition(
@@ -105,14 +179,10 @@ class PurchaseRepository:
         **values: object,
     ) -> Purchase | None:
         """Move a purchase on only from one of `allowed_from`; None when it was elsewhere."""
-        statement = (
-            update(Purchase)
-            .where(Purchase.id == purchase_id, Purchase.state.in_(allowed_from))
-            .values(updated_at=func.now(), **values)
-            .returning(Purchase)
-            .execution_options(populate_existing=True)
-        )
-        return (await self.session.execute(statement)).scalar_one_or_none()
+        statement = _transition(frozenset(allowed_from), frozenset(values))
+        parameters = {f"new_{name}": value for name, value in values.items()}
+        result = await self.session.execute(statement, {"purchase_id": purchase_id, **parameters})
+        return _unattached(result.one_or_none())
 
     async def name_purchase_id(
         self, purchase_id: uuid.UUID, rustore_purchase_id: str
@@ -132,16 +202,12 @@ class PurchaseRepository:
         return (await self.session.execute(statement)).scalar_one_or_none()
 
     async def start_attempt(self, purchase_id: uuid.UUID) -> Purchase | None:
-        """Count an attempt and leave `pending`; None for a final or unknown purchase."""
-        return await self.transition(
-            purchase_id,
-            OPEN_STATES,
-            attempts=Purchase.attempts + 1,
-            state=case(
-                (Purchase.state == PurchaseState.PENDING, PurchaseState.VERIFYING.value),
-                else_=Purchase.state,
-            ),
+        """Count an attempt, leave `pending` and record the attempt on the purchase's timeline,
+        in one statement; None for a final or unknown purchase."""
+        result = await self.session.execute(
+            START_ATTEMPT, {"purchase_id": purchase_id, "at": utcnow()}
         )
+        return _unattached(result.one_or_none())
 
     async def mark_not_enqueued(self, purchase_id: uuid.UUID) -> None:
         await resending.mark_not_enqueued(self.session, Purchase, purchase_id)
@@ -181,7 +247,7 @@ class NewEvent(TypedDict):
     detail: str | None
 
 
-INSERT_EVENT = insert(cast(Table, PurchaseEvent.__table__))
+INSERT_EVENT = insert(EVENTS)
 """A table-level INSERT: nothing reads the row back, so the ORM's unit of work would be pure
 overhead on the worker's most frequent write."""
 

@@ -168,22 +168,16 @@ async def _from_audit(session: AsyncSession, purchase_id: uuid.UUID) -> list[Tim
 
 
 class PurchaseEventRecorder:
-    """The worker's record of attempts, RuStore calls and retries (see the module docstring).
+    """The worker's record of RuStore calls and retries (see the module docstring); attempts are
+    recorded by the statement that counts them (`PurchaseRepository.start_attempt`).
 
     recorder = PurchaseEventRecorder(sessions)
-    await recorder.attempt(session, purchase)           # in the attempt's own transaction
     invoice = await recorder.call(purchase, "get_purchase", rustore.get_purchase(...))
     await recorder.retry(purchase, reason)
     """
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
-
-    async def attempt(self, session: AsyncSession, purchase: Purchase) -> None:
-        """Note an attempt inside the transaction that counted it, so the two agree."""
-        await PurchaseEventRepository(session).add(
-            _event(purchase, PurchaseEventKind.ATTEMPT, utcnow())
-        )
 
     async def call(self, purchase: Purchase, method: str, call: Awaitable[T]) -> T:
         """Await one RuStore call and record it, whether it answered or raised."""
