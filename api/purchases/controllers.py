@@ -26,7 +26,6 @@ from api.paging import PageLimit
 from api.purchases.schemas import IntentIn, IntentOut, PaymentOut, PaymentPage, VerifyIn
 from core.accounts.tokens import AccessClaims
 from core.catalogue.models import ProductType
-from core.db import autocommit
 from core.errors import InvalidRequestError
 from core.idempotency.service import StoredResponse
 from core.purchases import service
@@ -121,14 +120,11 @@ class PurchasesController(Controller):
         self,
         request: Caller,
         state: State,
-        db_session: NamedDependency[AsyncSession],
         payment_id: FromPath[uuid.UUID],
     ) -> Response[Any]:
-        await autocommit(db_session)  # one read: no BEGIN and ROLLBACK round trips around it
-        purchase = await service.get_own(db_session, request.user.user_id, payment_id)
+        purchase = await service.poll(state.engine, request.user.user_id, payment_id)
         wait = _prefer_wait(request)
         if wait and not purchase.is_final:
-            await db_session.rollback()  # ends the read: the connection goes back for the wait
             purchase = await _wait_for_final(state, request.user.user_id, payment_id, wait)
         etag = _etag(purchase)
         headers = _polling_headers(purchase, etag)
@@ -197,13 +193,12 @@ async def _submit(
 async def _wait_for_final(
     state: State, user_id: uuid.UUID, purchase_id: uuid.UUID, seconds: int
 ) -> Purchase:
-    """Re-read until the purchase is final or `seconds` pass; one indexed read per poll."""
+    """Re-read until the purchase is final or `seconds` pass; one indexed read per poll, and
+    no connection held in between."""
     deadline = time.monotonic() + seconds
     delay = 0.05
     while True:
-        async with state.sessionmaker() as session:
-            await autocommit(session)
-            purchase = await service.get_own(session, user_id, purchase_id)
+        purchase = await service.poll(state.engine, user_id, purchase_id)
         remaining = deadline - time.monotonic()
         if purchase.is_final or remaining <= 0:
             return purchase

@@ -27,7 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import resending
@@ -129,14 +129,31 @@ def _start_attempt() -> Select[Any]:
     return select(*started.c).add_cte(noted)
 
 
-INTENT_BY_PAYLOAD = select(PurchaseIntent).where(
-    PurchaseIntent.developer_payload == bindparam("payload")
-)
-
 START_ATTEMPT = _start_attempt()
 """One round trip where a transaction of an UPDATE and an INSERT took four (with BEGIN and
 COMMIT): a data-modifying CTE runs even though the outer SELECT does not read it, and both
 writes commit or fail together, so the attempt and its timeline record always agree."""
+
+INTENT_BY_PAYLOAD = select(PurchaseIntent).where(
+    PurchaseIntent.developer_payload == bindparam("payload")
+)
+
+
+OWN_PURCHASE = select(PURCHASES).where(
+    PURCHASES.c.user_id == bindparam("owner_id"), PURCHASES.c.id == bindparam("purchase_id")
+)
+
+
+async def find_own(
+    connection: AsyncConnection, owner_id: uuid.UUID, purchase_id: uuid.UUID
+) -> Purchase | None:
+    """The owner's purchase, read on a bare connection: a status poll's only statement, so it
+    needs neither an ORM session nor a transaction. The owner is part of the statement, as in
+    `OwnedRepository.by_id`, so a foreign id reads as unknown."""
+    result = await connection.execute(
+        OWN_PURCHASE, {"owner_id": owner_id, "purchase_id": purchase_id}
+    )
+    return _unattached(result.one_or_none())
 
 
 def _unattached(row: Row[Any] | None) -> Purchase | None:
