@@ -44,14 +44,14 @@ class JobSender:
 
 async def send_after_commit(
     state: State,
-    session: AsyncSession,
     job: Job,
     row_id: uuid.UUID,
     leave_for_sweep: Callable[[AsyncSession, uuid.UUID], Awaitable[None]],
 ) -> None:
     """Send the job of a row just committed; if the queue is unreachable, mark the row so the
-    scheduler's sweep sends it instead (and commit that mark)."""
+    scheduler's sweep sends it instead, in a session of its own (the usual case needs none)."""
     sender: JobSender = state.job_sender
     if not await sender.send(job, str(row_id)):
-        await leave_for_sweep(session, row_id)
-        await session.commit()
+        async with state.sessionmaker() as session:
+            await leave_for_sweep(session, row_id)
+            await session.commit()

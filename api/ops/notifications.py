@@ -59,7 +59,5 @@ class NotificationsController(Controller):
         assert operator is not None  # the ACT guard let the request in
         row = await service.reopen(db_session, notification_id, actor=operator)
         await db_session.commit()
-        await send_after_commit(
-            state, db_session, NOTIFICATION_PROCESS, row.id, service.mark_not_enqueued
-        )
+        await send_after_commit(state, NOTIFICATION_PROCESS, row.id, service.mark_not_enqueued)
         return done(request, f"Notification {row.notification_id} sent for processing again.", PATH)

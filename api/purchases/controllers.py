@@ -79,13 +79,9 @@ class PurchasesController(Controller):
         responses={**SUBMITTED, **problem_responses(400, 401, 403, 409, 422, 429)},
     )
     async def verify(
-        self,
-        request: Caller,
-        state: State,
-        db_session: NamedDependency[AsyncSession],
-        data: JSONBody[VerifyIn],
+        self, request: Caller, state: State, data: JSONBody[VerifyIn]
     ) -> Response[bytes]:
-        return await _submit(request, state, db_session, request.user, data, service.ONE_TIME_TYPES)
+        return await _submit(request, state, request.user, data, service.ONE_TIME_TYPES)
 
     @post(
         "/points/buy",
@@ -97,13 +93,9 @@ class PurchasesController(Controller):
         responses={**SUBMITTED, **problem_responses(400, 401, 403, 409, 422, 429)},
     )
     async def buy_points(
-        self,
-        request: Caller,
-        state: State,
-        db_session: NamedDependency[AsyncSession],
-        data: JSONBody[VerifyIn],
+        self, request: Caller, state: State, data: JSONBody[VerifyIn]
     ) -> Response[bytes]:
-        return await _submit(request, state, db_session, request.user, data, CONSUMABLES)
+        return await _submit(request, state, request.user, data, CONSUMABLES)
 
     @get(
         "/payments/{payment_id:uuid}",
@@ -155,28 +147,26 @@ class PurchasesController(Controller):
 async def _submit(
     request: Request[Any, Any, Any],
     state: State,
-    session: AsyncSession,
     principal: AccessClaims,
     data: VerifyIn,
     types: tuple[ProductType, ...],
 ) -> Response[bytes]:
     submission = data.submission()
     key = unclaimed_key(request, principal.user_id, data)
-    first = await service.submit_first(session, key, submission, types, _accepted)
+    first = await service.submit_first(state.engine, key, submission, types, _accepted)
     if first is not None:
-        await session.commit()
         purchase, answer = first
         outcome, created = Outcome(answer.status, answer.body, replayed=False), [purchase]
     else:
-        await session.rollback()
-        outcome, created = await submit_idempotently(
-            key,
-            session,
-            lambda: service.submit(session, principal.user_id, submission, types),
-            PaymentOut.from_model,
-        )
+        async with state.sessionmaker() as session:
+            outcome, created = await submit_idempotently(
+                key,
+                session,
+                lambda: service.submit(session, principal.user_id, submission, types),
+                PaymentOut.from_model,
+            )
     for row in created:
-        await send_after_commit(state, session, PURCHASE_VERIFY, row.id, service.mark_not_enqueued)
+        await send_after_commit(state, PURCHASE_VERIFY, row.id, service.mark_not_enqueued)
     wait = _prefer_wait(request)
     if not wait or outcome.status != HTTP_202_ACCEPTED:
         return outcome.response()

@@ -95,9 +95,7 @@ class SubscriptionsController(Controller):
             lambda sub: SubscriptionOut.from_model(sub, utcnow()),
         )
         for row in created:
-            await send_after_commit(
-                state, db_session, SUBSCRIPTION_VERIFY, row.id, service.check_now
-            )
+            await send_after_commit(state, SUBSCRIPTION_VERIFY, row.id, service.check_now)
         return outcome.response()
 
     @get(
@@ -154,9 +152,7 @@ class SubscriptionsController(Controller):
     ) -> RecheckOut:
         ids = await service.recheckable(db_session, request.user.user_id)
         for subscription_id in ids:  # one the queue did not take waits for the next claim
-            await send_after_commit(
-                state, db_session, SUBSCRIPTION_CHECK, subscription_id, service.check_now
-            )
+            await send_after_commit(state, SUBSCRIPTION_CHECK, subscription_id, service.check_now)
         return RecheckOut(ids)
 
     @get(

@@ -339,13 +339,13 @@ class FirstSubmissions:
     stored. Every other case (a repeated key, a known purchase, an unknown product) inserts
     nothing, and the caller rolls back and takes the path that tells them apart."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
     async def insert(self, purchase: Purchase, claim: KeyClaim, types: Collection[str]) -> bool:
         """True when both the key and the purchase were new; the caller commits or rolls back."""
         with lock_waits_as_busy():
-            result = await self.session.execute(
+            result = await self.connection.execute(
                 FIRST_SUBMISSION,
                 {
                     "user_id": purchase.user_id,

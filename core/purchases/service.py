@@ -54,15 +54,19 @@ async def create_intent(
 
 
 async def submit_first(
-    session: AsyncSession,
+    engine: AsyncEngine,
     key: UnclaimedKey,
     submission: Submission,
     types: tuple[ProductType, ...],
     answer: Callable[[Purchase], StoredResponse],
 ) -> tuple[Purchase, StoredResponse] | None:
     """The usual submission, a purchase nobody reported under a key never used, in one
-    statement: (the purchase, the answer stored under the key). None for anything else; the
-    caller then rolls back and calls `submit` under `run_idempotent`, which tells the cases apart.
+    statement, committed: (the purchase, the answer stored under the key). None for anything
+    else, with nothing written; the caller then calls `submit` under `run_idempotent`, which
+    tells the cases apart.
+
+    It runs on a bare pooled connection: one statement needs no ORM session, and this is the
+    api's most frequent write.
     """
     now = utcnow()
     purchase = Purchase(
@@ -74,10 +78,13 @@ async def submit_first(
     )
     response = answer(purchase)
     claim = KeyClaim(key, response, claimed_at=now)
-    with idempotency.refusing_busy_keys():
-        inserted = await FirstSubmissions(session).insert(purchase, claim, types)
-    if not inserted:
-        return None
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        with idempotency.refusing_busy_keys():
+            inserted = await FirstSubmissions(connection).insert(purchase, claim, types)
+        if not inserted:
+            return None  # closing the connection rolls back the key the statement may have claimed
+        await transaction.commit()
     return purchase, response
 
 
