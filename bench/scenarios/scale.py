@@ -31,6 +31,7 @@ from bench.scenarios.requests import bearer
 from core.notifications import service as notifications
 from core.purchases import service as purchases
 from core.purchases import sweeps
+from core.purchases.repository import find_own
 
 CONCURRENCY = 32
 READ_SAMPLE = 2000
@@ -65,12 +66,17 @@ def run(ctx: Context) -> None:
 def _queries(user: uuid.UUID, purchase: uuid.UUID) -> dict[str, Query]:
     stale = dt.timedelta(minutes=5)
     return {
-        "query: status read": lambda s: purchases.get_own(s, user, purchase),
+        "query: status read": lambda s: _status_read(s, user, purchase),
         "query: list page": lambda s: purchases.list_own(s, user, None, 20),
         "query: purchases.sweep claim": lambda s: sweeps.claim_stale(s, stale, CLAIM_LIMIT),
         "query: held_watch claim": lambda s: sweeps.claim_held(s, stale, CLAIM_LIMIT),
         "query: notifications.sweep claim": lambda s: notifications.claim_unsent(s, CLAIM_LIMIT),
     }
+
+
+async def _status_read(session: AsyncSession, user: uuid.UUID, purchase: uuid.UUID) -> Any:
+    """The statement a status poll runs (`purchases.poll`), on the session's connection."""
+    return await find_own(await session.connection(), user, purchase)
 
 
 async def _profile(sessions: async_sessionmaker[AsyncSession], *, query: Query) -> dict[str, Any]:
