@@ -22,7 +22,6 @@ from redis.asyncio import Redis
 
 from core.settings import load_settings
 
-POOL_SIZE = 20  # per process, as the api's DATABASE_POOL_SIZE
 TABLE = """CREATE TABLE IF NOT EXISTS floor_purchases (
     id uuid PRIMARY KEY, body jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"""
 
@@ -46,7 +45,8 @@ async def accept(request: Request[Any, Any, Any]) -> dict[str, str]:
 @asynccontextmanager
 async def resources(app: Litestar) -> AsyncIterator[None]:
     dsn = os.environ["DATABASE_URL"].replace("+asyncpg", "")
-    app.state.pool = await asyncpg.create_pool(dsn, min_size=POOL_SIZE, max_size=POOL_SIZE)
+    pool_size = load_settings().database_pool_size  # per process, as the api's
+    app.state.pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
     app.state.redis = Redis.from_url(os.environ["REDIS_URL"])
     await app.state.pool.execute(TABLE)
     try:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import cache
 from typing import Any
 
 from sqlalchemy import MetaData, event, exc, func
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -52,13 +55,24 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
+
+
 async def autocommit(session: AsyncSession) -> None:
     """Let each statement of `session` commit on its own; call it before the first statement.
 
     For a session that makes one write, or only reads, this spares the BEGIN and the COMMIT (or
     ROLLBACK) round trips around it, about half the cost of such a session.
     """
-    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    await session.connection(execution_options=AUTOCOMMIT)
+
+
+@asynccontextmanager
+async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A pooled connection whose statements commit on their own, as `autocommit`, for a read
+    or write that needs no ORM session either."""
+    async with engine.connect() as connection:
+        yield await connection.execution_options(**AUTOCOMMIT)
 
 
 def async_database_url(url: str) -> str:

@@ -139,19 +139,14 @@ INTENT_BY_PAYLOAD = select(PurchaseIntent).where(
 )
 
 
-OWN_PURCHASE = select(PURCHASES).where(
-    PURCHASES.c.user_id == bindparam("owner_id"), PURCHASES.c.id == bindparam("purchase_id")
-)
-
-
 async def find_own(
     connection: AsyncConnection, owner_id: uuid.UUID, purchase_id: uuid.UUID
 ) -> Purchase | None:
     """The owner's purchase, read on a bare connection: a status poll's only statement, so it
-    needs neither an ORM session nor a transaction. The owner is part of the statement, as in
-    `OwnedRepository.by_id`, so a foreign id reads as unknown."""
+    needs neither an ORM session nor a transaction. It is `UserPurchases.by_id`, the owned read
+    every session uses, so a foreign id reads as unknown here too."""
     result = await connection.execute(
-        OWN_PURCHASE, {"owner_id": owner_id, "purchase_id": purchase_id}
+        UserPurchases.by_id, {"owner_id": owner_id, "object_id": purchase_id}
     )
     return _unattached(result.one_or_none())
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.catalogue import service as catalogue
 from core.catalogue.models import ProductType
-from core.db import utcnow
+from core.db import autocommit_connection, utcnow
 from core.errors import ConflictError, NotFoundError
 from core.idempotency import service as idempotency
 from core.idempotency.service import KeyClaim, StoredResponse, UnclaimedKey
@@ -172,8 +172,7 @@ async def poll(engine: AsyncEngine, user_id: uuid.UUID, purchase_id: uuid.UUID) 
     a pooled connection in autocommit, with no ORM session to open, load into and close (about
     a third of a poll's CPU) and no BEGIN or ROLLBACK around it.
     """
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
+    async with autocommit_connection(engine) as connection:
         purchase = await find_own(connection, user_id, purchase_id)
     if purchase is None:
         raise NotFoundError(f"No purchase {purchase_id}")
