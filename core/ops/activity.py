@@ -3,9 +3,10 @@
 Prometheus counters answer "how many since the process started", per process; the overview asks
 "how many in the last N minutes, across all workers", so each finished job and each RuStore call
 also adds one to a hash named for the current minute (`kopilka:activity:{kind}:{minute}`), which
-expires after `BUCKET_TTL_SECONDS`. The writes happen on a background thread, batched into one
-pipelined round trip; when Redis is slow or down they are dropped and logged, so a job or a
-RuStore call never waits for its own bookkeeping.
+expires after `BUCKET_TTL_SECONDS`. The counts are tallied in memory and written by a background
+thread at most every `LINGER_SECONDS`, one pipelined round trip for everything counted meanwhile;
+when Redis is slow or down they are dropped and logged, so a job or a RuStore call never waits
+for its own bookkeeping, and a busy worker pays one round trip per interval, not several per job.
 
 Fields: jobs `{actor}|{outcome}` (success, retry, failed); RuStore `{method}|calls`,
 `{method}|errors` and `{method}|le={ms}`, a latency histogram with `LATENCY_BUCKETS_MS` bounds.
@@ -13,7 +14,6 @@ Fields: jobs `{actor}|{outcome}` (success, retry, failed); RuStore `{method}|cal
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import queue
@@ -47,6 +47,10 @@ LATENCY_BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 300
 WORKER_ID_PREFIX = "worker-"
 _PENDING_LIMIT = 10_000
 _BATCH_LIMIT = 500
+LINGER_SECONDS = 0.25
+"""How long the writer thread lets writes gather after the first before it sends them. The
+overview reads per-minute buckets, so a quarter of a second of delay is invisible there, and at
+hundreds of jobs a second it turns hundreds of increments into one write."""
 
 
 def bucket_key(kind: Kind, minute: int) -> str:
@@ -64,34 +68,69 @@ Operation = Callable[[redis.client.Pipeline], object]
 class RedisWriter:
     """Runs Redis writes on a daemon thread of this process, batched into pipelined round
     trips; the caller never waits, and when Redis is down the writes are dropped and logged once
-    (a full backlog drops new ones)."""
+    (a full backlog drops new ones). Increments of one hash field are summed before they are
+    sent (`increment`)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, *, linger: float = LINGER_SECONDS) -> None:
         self.client = client
+        self.linger = linger
         self._pending: queue.Queue[Operation] = queue.Queue(_PENDING_LIMIT)
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._ttls: dict[str, int] = {}
+        self._counts_queued = False
         self._owner_pid: int | None = None
         self._lock = threading.Lock()
         self._failing = False
 
-    def submit(self, operation: Operation) -> None:
+    def submit(self, operation: Operation) -> bool:
+        """Queue `operation`; False when the backlog is full (Redis has been unreachable for a
+        while) and it was dropped: the overview shows a gap."""
         self._ensure_thread()
-        # A full backlog means Redis has been unreachable for a while: the overview shows a gap.
-        with contextlib.suppress(queue.Full):
+        try:
             self._pending.put_nowait(operation)
+        except queue.Full:
+            return False
+        return True
+
+    def increment(self, key: str, field: str, ttl: int) -> None:
+        """HINCRBY `key` `field` 1 and EXPIRE `key` `ttl`, summed with the other increments made
+        before the writer thread next runs, so a burst costs one write per field, not per call."""
+        self._ensure_thread()
+        with self._lock:
+            self._counts[key, field] += 1
+            self._ttls[key] = ttl
+            queued, self._counts_queued = self._counts_queued, True
+        # One queued write carries every count made until it runs.
+        if not queued and not self.submit(self._write_counts):
+            with self._lock:
+                self._counts_queued = False
+
+    def _write_counts(self, pipe: redis.client.Pipeline) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, Counter()
+            ttls, self._ttls = self._ttls, {}
+            self._counts_queued = False
+        for (key, field), amount in counts.items():
+            pipe.hincrby(key, field, amount)
+        for key, ttl in ttls.items():
+            pipe.expire(key, ttl)
 
     def _ensure_thread(self) -> None:
-        """Start the writer thread in this process; a forked child starts its own."""
+        """Start the writer thread in this process; a forked child starts its own, with none of
+        its parent's unsent writes."""
         if self._owner_pid == os.getpid():
             return
         with self._lock:
             if self._owner_pid != os.getpid():
                 self._pending = queue.Queue(_PENDING_LIMIT)
+                self._counts, self._ttls, self._counts_queued = Counter(), {}, False
                 threading.Thread(target=self._run, name="kopilka-ops-writer", daemon=True).start()
                 self._owner_pid = os.getpid()
 
     def _run(self) -> None:
         while True:
             batch = [self._pending.get()]
+            time.sleep(self.linger)
             while len(batch) < _BATCH_LIMIT:
                 try:
                     batch.append(self._pending.get_nowait())
@@ -132,13 +171,8 @@ class ActivityRecorder:
 
     def _add(self, kind: Kind, fields: list[str]) -> None:
         key = bucket_key(kind, current_minute())
-
-        def add(pipe: redis.client.Pipeline) -> None:
-            for field in fields:
-                pipe.hincrby(key, field, 1)
-            pipe.expire(key, BUCKET_TTL_SECONDS)
-
-        self.writer.submit(add)
+        for field in fields:
+            self.writer.increment(key, field, BUCKET_TTL_SECONDS)
 
 
 def _latency_bucket(milliseconds: float) -> str:

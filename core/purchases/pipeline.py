@@ -91,10 +91,11 @@ class PurchaseVerifier:
         # One line per delivery that does work: the timeline, and the proof in tests that a
         # redelivery resumed rather than repeated.
         log.info("purchase.verify.attempt", purchase_id=str(purchase_id), attempt=purchase.attempts)
-        try:
-            await self._advance(purchase)
-        except (RetryLater, RuStoreError) as exc:
-            await self._retry_or_finish(purchase, exc, last_attempt=last_attempt)
+        async with self.events.held():  # the attempt's calls and retry, in one INSERT at its end
+            try:
+                await self._advance(purchase)
+            except (RetryLater, RuStoreError) as exc:
+                await self._retry_or_finish(purchase, exc, last_attempt=last_attempt)
 
     async def _read(self, purchase: Purchase) -> InvoicePayment:
         return await self.events.call(

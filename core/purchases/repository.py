@@ -270,8 +270,9 @@ class PurchaseEventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def add(self, event: NewEvent) -> None:
-        await self.session.execute(INSERT_EVENT, event)
+    async def add(self, events: list[NewEvent]) -> None:
+        """Insert the rows in one statement (one round trip, however many)."""
+        await self.session.execute(INSERT_EVENT, events)
 
     async def of(self, purchase_id: uuid.UUID) -> list[PurchaseEvent]:
         result = await self.session.execute(
