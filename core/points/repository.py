@@ -2,23 +2,49 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import cast
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.points.models import LedgerEntry, PointsAccount
 
-_NEW_ACCOUNT = insert(PointsAccount).values(
+_ACCOUNTS = cast(Table, PointsAccount.__table__)
+_ENTRIES = cast(Table, LedgerEntry.__table__)
+
+_NEW_ACCOUNT = insert(_ACCOUNTS).values(
     user_id=bindparam("user_id"), balance=0, debt=0, updated_at=bindparam("now")
 )
 LOCK_ACCOUNT = _NEW_ACCOUNT.on_conflict_do_update(
-    index_elements=[PointsAccount.user_id], set_={"user_id": _NEW_ACCOUNT.excluded.user_id}
-).returning(PointsAccount)
+    index_elements=[_ACCOUNTS.c.user_id], set_={"user_id": _NEW_ACCOUNT.excluded.user_id}
+).returning(*_ACCOUNTS.c)
 """Creates the account on first use and otherwise locks the existing row: ON CONFLICT DO UPDATE
 takes the same row lock as SELECT … FOR UPDATE and returns the committed row, in one round trip
-instead of an insert and a locking select. Built once, like `ENTRY`: every credit and spend runs
-both, and building a statement cost more CPU than running it."""
+instead of an insert and a locking select. Built once, like `ENTRY` and `APPEND`: every credit
+and spend runs them, and building a statement cost more CPU than running it."""
+_NEW_ENTRY = (
+    insert(_ENTRIES)
+    .values(
+        {column.key: bindparam(f"new_{column.key}") for column in _ENTRIES.c if column.key != "id"}
+    )
+    .returning(*_ENTRIES.c)
+    .cte("new_entry")
+)
+_ACCOUNT_AFTER = (
+    update(_ACCOUNTS)
+    .where(_ACCOUNTS.c.user_id == bindparam("new_user_id"))
+    .values(
+        balance=bindparam("new_balance_after"),
+        debt=bindparam("new_debt"),
+        updated_at=bindparam("new_created_at"),
+    )
+    .cte("account_after")
+)
+APPEND = select(_NEW_ENTRY).add_cte(_ACCOUNT_AFTER)
+"""The entry and the account's balance and debt after it, in one statement: both or neither.
+Its parameters are named `new_<column>`: SQLAlchemy adds a parameter named like a column of the
+updated table to the UPDATE's SET list."""
 ENTRY = select(LedgerEntry).where(
     LedgerEntry.source == bindparam("source"),
     LedgerEntry.source_id == bindparam("source_id"),
@@ -35,14 +61,11 @@ class PointsRepository:
 
         Every change to one user's points takes this lock first, so the duplicate check and the
         balance arithmetic that follow cannot race another job or request for the same user
-        (`LOCK_ACCOUNT` says how).
+        (`LOCK_ACCOUNT` says how). The account comes back in no session: changing it writes
+        nothing until `append` stores it with the entry that changed it.
         """
-        result = await self.session.execute(
-            LOCK_ACCOUNT,
-            {"user_id": user_id, "now": now},
-            execution_options={"populate_existing": True},
-        )
-        return result.scalar_one()
+        result = await self.session.execute(LOCK_ACCOUNT, {"user_id": user_id, "now": now})
+        return PointsAccount(**result.one()._mapping)
 
     async def find_entry(self, source: str, source_id: str, kind: str) -> LedgerEntry | None:
         result = await self.session.execute(
@@ -50,10 +73,24 @@ class PointsRepository:
         )
         return result.scalar_one_or_none()
 
-    async def append(self, entry: LedgerEntry) -> LedgerEntry:
-        self.session.add(entry)
-        await self.session.flush()
-        return entry
+    async def append(self, entry: LedgerEntry, account: PointsAccount) -> LedgerEntry:
+        """Insert `entry` and store `account`'s balance and debt as they are after it; the entry
+        as inserted (its id), in no session."""
+        result = await self.session.execute(
+            APPEND,
+            {
+                "new_user_id": entry.user_id,
+                "new_kind": entry.kind,
+                "new_amount": entry.amount,
+                "new_balance_after": entry.balance_after,
+                "new_source": entry.source,
+                "new_source_id": entry.source_id,
+                "new_reason": entry.reason,
+                "new_created_at": entry.created_at,
+                "new_debt": account.debt,
+            },
+        )
+        return LedgerEntry(**result.one()._mapping)
 
     async def account(self, user_id: uuid.UUID) -> PointsAccount | None:
         return await self.session.get(PointsAccount, user_id)

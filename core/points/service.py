@@ -197,18 +197,17 @@ async def _append(
     now = utcnow()
     account.balance += amount
     account.updated_at = now
-    return await ledger.append(
-        LedgerEntry(
-            user_id=account.user_id,
-            kind=kind,
-            amount=amount,
-            balance_after=account.balance,
-            source=source,
-            source_id=source_id,
-            reason=reason,
-            created_at=now,
-        )
+    entry = LedgerEntry(
+        user_id=account.user_id,
+        kind=kind,
+        amount=amount,
+        balance_after=account.balance,
+        source=source,
+        source_id=source_id,
+        reason=reason,
+        created_at=now,
     )
+    return await ledger.append(entry, account)
 
 
 async def _require_user(session: AsyncSession, user_id: uuid.UUID) -> None:
