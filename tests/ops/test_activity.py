@@ -10,7 +10,7 @@ import uuid
 
 import redis
 
-from core.ops.activity import RedisWriter
+from core.ops.activity import Operation, RedisWriter
 
 THREADS = 8
 PER_THREAD = 500
@@ -23,9 +23,9 @@ class CountingWriter(RedisWriter):
 
     writes = 0
 
-    def _write(self, batch: list[object]) -> None:  # type: ignore[override]
+    def _write(self, batch: list[Operation]) -> None:
         self.writes += 1
-        super()._write(batch)  # type: ignore[arg-type]
+        super()._write(batch)
 
 
 def test_a_burst_of_counts_from_many_threads_is_summed_into_a_few_writes() -> None:
