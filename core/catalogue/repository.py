@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from core.catalogue.models import Product
 
 BY_PRODUCT_ID = select(Product).where(Product.product_id == bindparam("product_id"))
-"""Built once: every verification reads its product, and building the statement cost more CPU
-than running it."""
+"""Built once: every intent reads its product, and building the statement cost more CPU than
+running it."""
 
 
 class ProductRepository:

@@ -28,10 +28,6 @@ async def purchasable(
     return product
 
 
-async def find(session: AsyncSession, product_id: str) -> Product | None:
-    return await ProductRepository(session).by_product_id(product_id)
-
-
 async def listing(session: AsyncSession, *, include_inactive: bool = False) -> list[Product]:
     return await ProductRepository(session).listing(include_inactive=include_inactive)
 

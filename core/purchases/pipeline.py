@@ -20,7 +20,6 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core import metrics
-from core.catalogue import service as catalogue
 from core.catalogue.models import Product
 from core.db import autocommit, utcnow
 from core.failpoints import failpoint
@@ -163,12 +162,9 @@ class PurchaseVerifier:
     async def _check(self, purchase: Purchase, invoice: InvoicePayment) -> Verdict:
         """Compare what RuStore says with what we issued; never with what the client claimed."""
         async with self.sessions() as session:
-            await autocommit(session)  # two reads: no transaction to begin and roll back
-            product = await catalogue.find(session, purchase.product_id)
-            intent = (
-                await PurchaseRepository(session).intent_by_payload(invoice.developer_payload)
-                if invoice.developer_payload
-                else None
+            await autocommit(session)  # one read: no transaction to begin and roll back
+            product, intent = await PurchaseRepository(session).product_and_intent(
+                purchase.product_id, invoice.developer_payload
             )
         order = invoice.order
         if invoice.app_id != self.app_id:

@@ -32,6 +32,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import resending
 from core.accounts.ownership import OwnedRepository
+from core.catalogue.models import Product
 from core.db import utcnow
 from core.idempotency.repository import lock_waits_as_busy
 from core.idempotency.service import KeyClaim
@@ -137,6 +138,13 @@ writes commit or fail together, so the attempt and its timeline record always ag
 INTENT_BY_PAYLOAD = select(PurchaseIntent).where(
     PurchaseIntent.developer_payload == bindparam("payload")
 )
+PRODUCT_AND_INTENT = (
+    select(Product, PurchaseIntent)
+    .select_from(Product)
+    .outerjoin(PurchaseIntent, PurchaseIntent.developer_payload == bindparam("payload"))
+    .where(Product.product_id == bindparam("product_id"))
+)
+"""What a verification compares RuStore's answer with, in one round trip instead of two."""
 
 
 async def find_own(
@@ -179,6 +187,18 @@ class PurchaseRepository:
 
     async def get(self, purchase_id: uuid.UUID) -> Purchase | None:
         return await self.session.get(Purchase, purchase_id, populate_existing=True)
+
+    async def product_and_intent(
+        self, product_id: str, payload: str | None
+    ) -> tuple[Product | None, PurchaseIntent | None]:
+        """The catalogue's product and the intent a developer payload names, read together.
+        For an unknown product both are None: nothing is verified against an intent then."""
+        row = (
+            await self.session.execute(
+                PRODUCT_AND_INTENT, {"product_id": product_id, "payload": payload or None}
+            )
+        ).one_or_none()
+        return (None, None) if row is None else (row[0], row[1])
 
     async def intent_by_payload(self, payload: str) -> PurchaseIntent | None:
         result = await self.session.execute(INTENT_BY_PAYLOAD, {"payload": payload})

@@ -20,7 +20,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.audit import service as audit
 from core.audit.models import Target
-from core.catalogue import service as catalogue
 from core.catalogue.models import ProductType
 from core.db import utcnow
 from core.errors import ConflictError, KopilkaError, NotFoundError, ServiceUnavailableError
@@ -106,11 +105,8 @@ class SubscriptionSync:
         in the path, so the app and the product are checked by the read itself.
         """
         async with self.sessions() as session:
-            product = await catalogue.find(session, sub.product_id)
-            intent = (
-                await PurchaseRepository(session).intent_by_payload(purchase.developer_payload)
-                if purchase.developer_payload
-                else None
+            product, intent = await PurchaseRepository(session).product_and_intent(
+                sub.product_id, purchase.developer_payload
             )
         if product is None or product.type != ProductType.SUBSCRIPTION or not product.active:
             return Verdict(None, f"{sub.product_id!r} is not an active subscription product")
