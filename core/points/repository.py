@@ -23,11 +23,10 @@ LOCK_ACCOUNT = _NEW_ACCOUNT.on_conflict_do_update(
 takes the same row lock as SELECT … FOR UPDATE and returns the committed row, in one round trip
 instead of an insert and a locking select. Built once, like `ENTRY` and `APPEND`: every credit
 and spend runs them, and building a statement cost more CPU than running it."""
+_ENTRY_FIELDS = [column.key for column in _ENTRIES.c if column.key != "id"]
 _NEW_ENTRY = (
     insert(_ENTRIES)
-    .values(
-        {column.key: bindparam(f"new_{column.key}") for column in _ENTRIES.c if column.key != "id"}
-    )
+    .values({field: bindparam(f"new_{field}") for field in _ENTRY_FIELDS})
     .returning(*_ENTRIES.c)
     .cte("new_entry")
 )
@@ -42,9 +41,9 @@ _ACCOUNT_AFTER = (
     .cte("account_after")
 )
 APPEND = select(_NEW_ENTRY).add_cte(_ACCOUNT_AFTER)
-"""The entry and the account's balance and debt after it, in one statement: both or neither.
-Its parameters are named `new_<column>`: SQLAlchemy adds a parameter named like a column of the
-updated table to the UPDATE's SET list."""
+"""The entry and the account's balance and debt after it (updated at the entry's time), in one
+statement: both or neither. Its parameters are named `new_<column>`: SQLAlchemy adds a parameter
+named like a column of the updated table to the UPDATE's SET list."""
 ENTRY = select(LedgerEntry).where(
     LedgerEntry.source == bindparam("source"),
     LedgerEntry.source_id == bindparam("source_id"),
@@ -76,20 +75,8 @@ class PointsRepository:
     async def append(self, entry: LedgerEntry, account: PointsAccount) -> LedgerEntry:
         """Insert `entry` and store `account`'s balance and debt as they are after it; the entry
         as inserted (its id), in no session."""
-        result = await self.session.execute(
-            APPEND,
-            {
-                "new_user_id": entry.user_id,
-                "new_kind": entry.kind,
-                "new_amount": entry.amount,
-                "new_balance_after": entry.balance_after,
-                "new_source": entry.source,
-                "new_source_id": entry.source_id,
-                "new_reason": entry.reason,
-                "new_created_at": entry.created_at,
-                "new_debt": account.debt,
-            },
-        )
+        values = {f"new_{field}": getattr(entry, field) for field in _ENTRY_FIELDS}
+        result = await self.session.execute(APPEND, {**values, "new_debt": account.debt})
         return LedgerEntry(**result.one()._mapping)
 
     async def account(self, user_id: uuid.UUID) -> PointsAccount | None:

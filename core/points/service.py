@@ -194,9 +194,7 @@ async def _append(
     reason: str | None,
 ) -> LedgerEntry:
     _require_within_limit(account.balance + amount)
-    now = utcnow()
     account.balance += amount
-    account.updated_at = now
     entry = LedgerEntry(
         user_id=account.user_id,
         kind=kind,
@@ -205,7 +203,7 @@ async def _append(
         source=source,
         source_id=source_id,
         reason=reason,
-        created_at=now,
+        created_at=utcnow(),
     )
     return await ledger.append(entry, account)
 
