@@ -70,6 +70,7 @@ from core.rustore.models import (
 )
 from core.rustore.signing import auth_request_body, load_private_key
 from core.rustore.statuses import InvoiceStatus
+from core.rustore.transport import AiohttpTransport
 
 T = TypeVar("T")
 
@@ -109,22 +110,19 @@ class RuStoreClient:
         timeout = httpx.Timeout(
             connect=config.connect_timeout,
             read=config.read_timeout,
-            write=config.write_timeout,
+            write=None,
             pool=config.pool_timeout,
         )
         self._confirm_timeout = httpx.Timeout(
             connect=config.connect_timeout,
             read=config.confirm_read_timeout,
-            write=config.write_timeout,
+            write=None,
             pool=config.pool_timeout,
         )
         self._http = httpx.AsyncClient(
             base_url=config.api_url,
             timeout=timeout,
-            limits=httpx.Limits(
-                max_connections=config.max_connections,
-                max_keepalive_connections=config.max_connections,
-            ),
+            transport=AiohttpTransport(max_connections=config.max_connections),
             headers={"Accept": "application/json", "User-Agent": "kopilka-rustore-client"},
         )
         self._tokens = TokenCache(self._fetch_token, refresh_margin=config.token_refresh_margin)

@@ -32,7 +32,7 @@ class RuStoreConfig:
 
     connect_timeout: float = 5.0
     read_timeout: float = 15.0
-    write_timeout: float = 10.0
+    """Longest wait for the next bytes of an answer, counted from when the request is written."""
     pool_timeout: float = 5.0
     confirm_read_timeout: float = 35.0
     """Read timeout for `:confirm` and `:cancel`, which RuStore says may take up to 30 s."""
@@ -61,7 +61,6 @@ class RuStoreConfig:
         for name in (
             "connect_timeout",
             "read_timeout",
-            "write_timeout",
             "pool_timeout",
             "confirm_read_timeout",
             "backoff_initial",

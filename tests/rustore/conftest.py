@@ -46,7 +46,6 @@ def make_config(fake: FakeRuStore, key: rsa.RSAPrivateKey, **overrides: Any) -> 
         "api_url": fake.url,
         "connect_timeout": 1.0,
         "read_timeout": 1.0,
-        "write_timeout": 1.0,
         "pool_timeout": 1.0,
         "confirm_read_timeout": 2.0,
         "retry_budget": 1.0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 from collections.abc import Callable
@@ -25,6 +26,8 @@ from core.rustore import (
     RuStoreTransientError,
     SubscriptionState,
 )
+from devstack.ports import free_port
+from tests.fixtures.purchases import eventually
 from tests.rustore.conftest import APP_ID, PACKAGE, ClientFactory, console_key
 from tests.rustore.fake_rustore import OK_EMPTY, FakeRuStore, Reply, error, ok
 
@@ -335,6 +338,60 @@ async def test_confirm_gets_the_longer_read_timeout(
     await client.confirm_purchase("abc-123")
     with pytest.raises(RuStoreTransientError, match="ReadTimeout"):
         await client.get_purchase(777)
+
+
+# --- Transport: what counts as sent ---
+
+
+async def test_confirm_reset_is_ambiguous_and_not_resent(
+    fake: FakeRuStore, client: RuStoreClient
+) -> None:
+    # aiohttp would resend a PUT once after a dropped connection; RuStore may have confirmed.
+    fake.on("PUT", CONFIRM_PATH, Reply(action="reset"), Reply(body=OK_EMPTY))
+
+    with pytest.raises(RuStoreTransientError) as caught:
+        await client.confirm_purchase("abc-123")
+
+    assert caught.value.ambiguous is True
+    assert len(fake.seen("PUT", CONFIRM_PATH)) == 1
+
+
+async def test_refused_connection_is_not_ambiguous(
+    fake: FakeRuStore, make_client: ClientFactory
+) -> None:
+    client = make_client(api_url=f"http://127.0.0.1:{free_port()}", retry_budget=0.2)
+
+    with pytest.raises(RuStoreTransientError, match="ConnectError") as caught:
+        await client.confirm_purchase("abc-123")
+
+    assert caught.value.ambiguous is False
+
+
+async def test_waiting_for_a_pooled_connection_times_out_as_not_sent(
+    fake: FakeRuStore, make_client: ClientFactory
+) -> None:
+    client = make_client(
+        max_connections=1, pool_timeout=0.2, connect_timeout=0.2, read_timeout=5, retry_budget=0
+    )
+    fake.on("GET", "/public/v2/purchase/778", Reply(body=ok(payment(778))))
+    fake.on("GET", PURCHASE_PATH, Reply(action="hang"))
+    await client.get_purchase(778)  # the token, fetched before the pool's one connection is held
+    holder = asyncio.create_task(client.get_purchase(777))
+    await eventually(lambda: bool(fake.seen("GET", PURCHASE_PATH)), within=2)
+
+    with pytest.raises(RuStoreTransientError, match="ConnectTimeout") as caught:
+        await client.confirm_purchase("abc-123")
+
+    assert caught.value.ambiguous is False
+    assert not fake.seen("PUT")
+    holder.cancel()
+
+
+async def test_compressed_answer_is_decoded_once(fake: FakeRuStore, client: RuStoreClient) -> None:
+    body = gzip.compress(json.dumps(ok(payment())).encode())
+    fake.on("GET", PURCHASE_PATH, Reply(body=body, headers={"Content-Encoding": "gzip"}))
+
+    assert (await client.get_purchase(777)).invoice_id == 777
 
 
 # --- Wire format ---
