@@ -87,6 +87,9 @@ class InvoiceBook:
         self._emit = emit
         self.by_id: dict[int, Invoice] = {}
         self.by_purchase_id: dict[str, Invoice] = {}
+        # The only invoices with a transition of their own to come (their reversal): `due` runs
+        # before every request, and must not walk every invoice the sandbox has ever seen.
+        self._held: dict[int, Invoice] = {}
 
     def add(self, invoice: Invoice) -> None:
         self.by_id[invoice.invoice_id] = invoice
@@ -95,6 +98,7 @@ class InvoiceBook:
     def clear(self) -> None:
         self.by_id.clear()
         self.by_purchase_id.clear()
+        self._held.clear()
 
     def find_token(self, token: str) -> Invoice | None:
         head = token.split(".", 1)[0]
@@ -110,6 +114,10 @@ class InvoiceBook:
     def _move(self, invoice: Invoice, new: InvoiceStatus, at: datetime) -> None:
         old = invoice.status
         invoice.status = new
+        if new is InvoiceStatus.PAID:
+            self._held[invoice.invoice_id] = invoice
+        else:
+            self._held.pop(invoice.invoice_id, None)
         self._emit(InvoiceChanged(invoice, old, new, at))
 
     def pay(self, invoice: Invoice, at: datetime) -> None:
@@ -149,7 +157,7 @@ class InvoiceBook:
 
     def due(self) -> Iterator[tuple[datetime, Callable[[datetime], None]]]:
         """Scheduled transitions: the automatic reversal of two-stage payments left unconfirmed."""
-        for invoice in self.by_id.values():
+        for invoice in self._held.values():
             due = invoice.reversal_due
             if due is not None:
                 yield due, partial(self._move, invoice, InvoiceStatus.REVERSED)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 
+from sandbox.purchases import Invoice, InvoiceBook, InvoiceStatus
 from tests.fixtures.sandbox import SandboxControlError, SandboxHandle
 from tests.sandbox.conftest import MSK, example, sandbox_now
 
@@ -313,3 +315,40 @@ def test_legacy_purchase_by_token_and_by_invoice_id(
     assert body["invoice"]["order"]["amount"] == 100
     assert body["invoice"]["order"]["order_bundle"][0]["item_code"] == "1day"
     assert body["invoice_date"].endswith("+03")
+
+
+def test_only_held_payments_are_scheduled() -> None:
+    """The clock's work before each request covers held payments, not every invoice ever made."""
+    book = InvoiceBook(lambda _: None)
+    now = datetime.now(UTC)
+    invoices = [_invoice(invoice_id, two_stage=invoice_id % 2 == 0) for invoice_id in range(1000)]
+    for invoice in invoices:
+        book.add(invoice)
+        book.pay(invoice, now)
+    held = [invoice for invoice in invoices if invoice.status is InvoiceStatus.PAID]
+
+    assert len(list(book.due())) == len(held) == 500
+    for invoice in held[1:]:
+        book.confirm(invoice, now)
+    ((due, reverse),) = book.due()
+    reverse(due)
+
+    assert held[0].status is InvoiceStatus.REVERSED
+    assert list(book.due()) == []
+
+
+def _invoice(invoice_id: int, *, two_stage: bool) -> Invoice:
+    return Invoice(
+        invoice_id=invoice_id,
+        purchase_id=f"purchase-{invoice_id}",
+        order_id=f"order-{invoice_id}",
+        app_id=1,
+        owner_code=1,
+        product_code="coins",
+        amount=1000,
+        two_stage=two_stage,
+        test=False,
+        developer_payload=None,
+        user_id=1,
+        created_at=datetime.now(UTC),
+    )
