@@ -73,6 +73,26 @@ def test_migrations_run_before_the_api_starts(compose: dict[str, Any]) -> None:
     assert condition == "service_completed_successfully"
 
 
+def test_database_connections_fit_the_pools_and_the_server(compose: dict[str, Any]) -> None:
+    """Each worker thread can hold a pooled connection, and every process filling its pool at once
+    still leaves PostgreSQL room for migrations and psql."""
+    services = compose["services"]
+    postgres = services["postgres"]["command"]
+    limit = int(postgres[postgres.index("-c") + 1].removeprefix("max_connections="))
+    web_concurrency = services["api"]["environment"]["WEB_CONCURRENCY"]
+    default = re.fullmatch(r"\$\{WEB_CONCURRENCY:-(\d+)\}", web_concurrency)
+    assert default is not None
+    web_processes = int(default[1])
+    worker = services["worker"]["command"]
+    worker_processes = int(worker[worker.index("--processes") + 1])
+    worker_threads = int(worker[worker.index("--threads") + 1])
+    settings = {field.name: field.default for field in msgspec.structs.fields(Settings)}
+    pool_size = settings["database_pool_size"]
+
+    assert worker_threads <= pool_size
+    assert (web_processes + worker_processes + 1) * pool_size + 10 <= limit  # + 1: the scheduler
+
+
 def test_procfile_has_every_process_and_each_command_exists() -> None:
     procfile = parse_procfile((PROJECT_ROOT / "Procfile").read_text())
     assert set(procfile.processes) == {"web", "worker", "scheduler", "sandbox"}
