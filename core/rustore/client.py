@@ -93,7 +93,8 @@ _SUBSCRIPTION_BARE = msgspec.json.Decoder(SubscriptionPurchase, strict=False)
 
 Decode = Callable[[httpx.Response], T]
 
-# Failures that happen before the request is written, so RuStore cannot have acted on it.
+# Failures that happen before the request is written, so RuStore cannot have acted on it (the
+# transport, core/rustore/transport.py, raises these only then).
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -396,12 +397,9 @@ class RuStoreClient:
         except httpx.RequestError as exc:
             latency_ms = round((time.perf_counter() - started) * 1000, 1)
             log.warning("rustore.request_failed", error=type(exc).__name__, latency_ms=latency_ms)
-            not_sent = isinstance(
-                exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout
-            )
             raise RuStoreTransientError(
                 f"RuStore {name}: {type(exc).__name__} {exc}".rstrip(),
-                ambiguous=may_act and not not_sent,
+                ambiguous=may_act and not isinstance(exc, _NOT_SENT),
             ) from exc
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
         log_event = log.info if response.is_success else log.warning
