@@ -261,9 +261,12 @@ class PurchaseVerifier:
                     reason=f"purchase of {product.product_id}",
                 )
             await session.commit()
-        if credited is not None:
-            metrics.count_payment(PurchaseState.CREDITED)
         failpoint("purchase.after_commit")
+        if credited is None:
+            # A concurrent delivery of the same purchase got there first and credited it.
+            log.info("purchase.credit.already_final", purchase_id=str(purchase.id))
+            return
+        metrics.count_payment(PurchaseState.CREDITED)
         if owner_id != purchase.user_id:
             log.warning("purchase.owner_differs_from_submitter", purchase_id=str(purchase.id))
         log.info("purchase.credited", purchase_id=str(purchase.id), points=product.points)

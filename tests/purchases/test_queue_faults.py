@@ -155,6 +155,36 @@ async def test_message_delivered_twice_at_once_credits_once(
     assert await shop.balance(user_account) == POINTS["coins_500"]
 
 
+async def test_deliveries_racing_to_the_credit_log_it_once(
+    shop: Shop, user_account: Account, records: Records, pipeline_worker: Process
+) -> None:
+    created = await shop.pay_in_rustore(user_account, "coins_500", two_stage=True)
+    purchase = await records.submit_without_sending(user_account, created)
+    # Slow invoice reads keep both deliveries in flight until each has seen CONFIRMED.
+    shop.sandbox.control.set_fault(invoice_glob(created["invoiceId"]), latency_ms=300)
+
+    send_job(os.environ["REDIS_URL"], PURCHASE_VERIFY, str(purchase.id))
+    send_job(os.environ["REDIS_URL"], PURCHASE_VERIFY, str(purchase.id))
+    await _assert_credited_once(records, str(purchase.id), POINTS["coins_500"])
+    await _wait_deliveries(pipeline_worker, purchase.id, 2)
+    await eventually(lambda: len(_credit_outcomes(pipeline_worker, purchase.id)) == 2)
+
+    assert [e.get("attempt") for e in deliveries(pipeline_worker, purchase.id)] == [1, 2]
+    assert sorted(_credit_outcomes(pipeline_worker, purchase.id)) == [
+        "purchase.credit.already_final",
+        "purchase.credited",
+    ]
+
+
+def _credit_outcomes(worker: Process, purchase_id: uuid.UUID) -> list[str]:
+    return [
+        str(event["event"])
+        for event in worker.json_logs()
+        if event.get("purchase_id") == str(purchase_id)
+        and event.get("event") in ("purchase.credited", "purchase.credit.already_final")
+    ]
+
+
 async def test_worker_killed_after_rustore_confirmed_credits_once_on_recovery(
     settings: Settings,
     shop: Shop,
