@@ -7,7 +7,7 @@ from functools import cache
 
 import dramatiq
 
-from core.db import get_sessionmaker
+from core.db import get_engine
 from core.purchases.pipeline import PurchaseVerifier, RefundSync, RetryLater
 from core.queue import PURCHASE_SYNC, PURCHASE_VERIFY
 from workers.broker import settings
@@ -19,12 +19,12 @@ VERIFY_MAX_RETRIES = 15  # with the backoff below: about 40 minutes of trying
 
 @cache
 def _verifier() -> PurchaseVerifier:
-    return PurchaseVerifier(get_sessionmaker(), rustore(), settings.rustore_app_id)
+    return PurchaseVerifier(get_engine(), rustore(), settings.rustore_app_id)
 
 
 @cache
 def _refund_sync() -> RefundSync:
-    return RefundSync(get_sessionmaker(), rustore())
+    return RefundSync(get_engine(), rustore())
 
 
 @job_actor(PURCHASE_VERIFY, max_retries=VERIFY_MAX_RETRIES, min_backoff=1_000, max_backoff=300_000)

@@ -7,7 +7,7 @@ from functools import cache
 
 import dramatiq
 
-from core.db import get_sessionmaker
+from core.db import get_engine
 from core.purchases.pipeline import RetryLater
 from core.queue import SUBSCRIPTION_CHECK, SUBSCRIPTION_VERIFY
 from core.subscriptions.pipeline import SubscriptionSync
@@ -22,7 +22,7 @@ CHECK_MAX_RETRIES = 5  # then the claim lease runs out and the scheduler sends i
 
 @cache
 def subscription_sync() -> SubscriptionSync:
-    return SubscriptionSync(get_sessionmaker(), rustore(), CheckPolicy.from_settings(settings))
+    return SubscriptionSync(get_engine(), rustore(), CheckPolicy.from_settings(settings))
 
 
 @job_actor(

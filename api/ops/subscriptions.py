@@ -68,9 +68,7 @@ class SubscriptionsController(Controller):
         """The same refund as the json admin api (it writes the audit entry)."""
         operator = operator_of(request)
         assert operator is not None  # the ACT guard let the request in
-        sync = SubscriptionSync(
-            state.sessionmaker, state.rustore, CheckPolicy.from_settings(settings)
-        )
+        sync = SubscriptionSync(state.engine, state.rustore, CheckPolicy.from_settings(settings))
         back = f"{PATH}/{subscription_id}"
         try:
             await sync.refund(subscription_id, operator)

@@ -190,6 +190,6 @@ class SubscriptionsAdminController(Controller):
         subscription_id: FromPath[uuid.UUID],
     ) -> SubscriptionOut:
         policy = CheckPolicy.from_settings(settings)
-        sync = SubscriptionSync(state.sessionmaker, state.rustore, policy)
+        sync = SubscriptionSync(state.engine, state.rustore, policy)
         sub = await sync.refund(subscription_id, request.user)
         return SubscriptionOut.from_model(sub, utcnow())

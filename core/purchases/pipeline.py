@@ -17,16 +17,16 @@ import uuid
 from dataclasses import dataclass
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import metrics
 from core.catalogue.models import Product
-from core.db import autocommit, utcnow
+from core.db import create_sessionmaker, utcnow
 from core.failpoints import failpoint
 from core.points import service as points
 from core.points.models import EntrySource
 from core.purchases.models import OPEN_STATES, Purchase, PurchaseState
-from core.purchases.repository import PurchaseRepository
+from core.purchases.repository import PurchaseRepository, pipeline_statements
 from core.purchases.timeline import PurchaseEventRecorder
 from core.rustore import (
     InvoicePayment,
@@ -73,13 +73,15 @@ class Verdict:
 
 
 class PurchaseVerifier:
-    def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], rustore: RuStoreClient, app_id: int
-    ) -> None:
-        self.sessions = sessions
+    """Each step but the credit is one statement on the driver connection (`pipeline_statements`);
+    the credit is a transaction with the ledger's, in an ORM session."""
+
+    def __init__(self, engine: AsyncEngine, rustore: RuStoreClient, app_id: int) -> None:
+        self.engine = engine
+        self.sessions = create_sessionmaker(engine)
         self.rustore = rustore
         self.app_id = app_id
-        self.events = PurchaseEventRecorder(sessions)
+        self.events = PurchaseEventRecorder(engine)
 
     async def run(self, purchase_id: uuid.UUID, *, last_attempt: bool) -> None:
         """Take the purchase as far as it can go now; raise `RetryLater` to be called again."""
@@ -106,9 +108,8 @@ class PurchaseVerifier:
     async def _move_on(self, purchase_id: uuid.UUID, **values: object) -> Purchase | None:
         """One conditional state change from an open state, a recovery point of its own; None
         when the purchase was no longer open."""
-        async with self.sessions() as session:
-            await autocommit(session)  # a single UPDATE is atomic without BEGIN and COMMIT
-            return await PurchaseRepository(session).transition(purchase_id, OPEN_STATES, **values)
+        async with pipeline_statements(self.engine) as statements:
+            return await statements.transition(purchase_id, OPEN_STATES, **values)
 
     async def _retry_or_finish(
         self, purchase: Purchase, exc: RetryLater | RuStoreError, *, last_attempt: bool
@@ -124,9 +125,8 @@ class PurchaseVerifier:
             raise RetryLater(_reason(exc)) from exc
 
     async def _start(self, purchase_id: uuid.UUID) -> Purchase | None:
-        async with self.sessions() as session:
-            await autocommit(session)  # one statement counts the attempt and records it
-            return await PurchaseRepository(session).start_attempt(purchase_id)
+        async with pipeline_statements(self.engine) as statements:
+            return await statements.start_attempt(purchase_id, utcnow())
 
     async def _advance(self, purchase: Purchase) -> None:
         invoice = await self._read(purchase)
@@ -161,9 +161,8 @@ class PurchaseVerifier:
 
     async def _check(self, purchase: Purchase, invoice: InvoicePayment) -> Verdict:
         """Compare what RuStore says with what we issued; never with what the client claimed."""
-        async with self.sessions() as session:
-            await autocommit(session)  # one read: no transaction to begin and roll back
-            product, intent = await PurchaseRepository(session).product_and_intent(
+        async with pipeline_statements(self.engine) as statements:
+            product, intent = await statements.product_and_intent(
                 purchase.product_id, invoice.developer_payload
             )
         order = invoice.order
@@ -316,10 +315,10 @@ def _reason(exc: BaseException) -> str:
 class RefundSync:
     """Re-reads a credited purchase and, when RuStore refunded or reversed it, takes points back."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], rustore: RuStoreClient) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: AsyncEngine, rustore: RuStoreClient) -> None:
+        self.sessions = create_sessionmaker(engine)
         self.rustore = rustore
-        self.events = PurchaseEventRecorder(sessions)
+        self.events = PurchaseEventRecorder(engine)
 
     async def run(self, purchase_id: uuid.UUID) -> None:
         async with self.sessions() as session:

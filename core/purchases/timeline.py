@@ -2,7 +2,7 @@
 
     class TimelineEvent(msgspec.Struct): at, kind, outcome, detail, latency_ms, attempt, method
     async def purchase_timeline(session, purchase_id: uuid.UUID) -> list[TimelineEvent]
-    class PurchaseEventRecorder(sessions)           # the worker's side, see below
+    class PurchaseEventRecorder(engine)             # the worker's side, see below
 
 Most of the story is already in columns that exist for other reasons, and is derived from them
 when read: submitted (`created_at`, the request id), enqueued (`enqueued_at`), RuStore reported
@@ -39,18 +39,23 @@ from typing import TypeVar
 
 import msgspec
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.audit import service as audit
 from core.audit.models import Target
-from core.db import autocommit, utcnow
+from core.db import utcnow
 from core.errors import NotFoundError
 from core.notifications.models import RuStoreNotification
 from core.notifications.repository import NotificationRepository
 from core.points.models import EntryKind, EntrySource
 from core.points.repository import PointsRepository
 from core.purchases.models import Purchase, PurchaseEvent, PurchaseEventKind, PurchaseState
-from core.purchases.repository import NewEvent, PurchaseEventRepository, PurchaseRepository
+from core.purchases.repository import (
+    NewEvent,
+    PurchaseEventRepository,
+    PurchaseRepository,
+    pipeline_statements,
+)
 from core.rustore import RuStoreError
 
 log = structlog.get_logger(__name__)
@@ -180,9 +185,9 @@ _held: contextvars.ContextVar[list[NewEvent] | None] = contextvars.ContextVar(
 
 class PurchaseEventRecorder:
     """The worker's record of RuStore calls and retries (see the module docstring); attempts are
-    recorded by the statement that counts them (`PurchaseRepository.start_attempt`).
+    recorded by the statement that counts them (`PipelineStatements.start_attempt`).
 
-    recorder = PurchaseEventRecorder(sessions)
+    recorder = PurchaseEventRecorder(engine)
     async with recorder.held():   # one INSERT for the block's records, when it ends
         invoice = await recorder.call(purchase, "get_purchase", rustore.get_purchase(...))
         await recorder.retry(purchase, reason)
@@ -190,8 +195,8 @@ class PurchaseEventRecorder:
     Outside `held`, each record is written at once.
     """
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
 
     @contextlib.asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
@@ -238,9 +243,8 @@ class PurchaseEventRecorder:
 
     async def _write(self, events: list[NewEvent]) -> None:
         try:
-            async with self.sessions() as session:
-                await autocommit(session)
-                await PurchaseEventRepository(session).add(events)
+            async with pipeline_statements(self.engine) as statements:
+                await statements.add_events(events)
         except Exception:
             log.exception("purchase.event_not_recorded", purchase_id=str(events[0]["purchase_id"]))
 

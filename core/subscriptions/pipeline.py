@@ -16,15 +16,15 @@ from dataclasses import dataclass
 
 import msgspec
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.audit import service as audit
 from core.audit.models import Target
 from core.catalogue.models import ProductType
-from core.db import utcnow
+from core.db import create_sessionmaker, utcnow
 from core.errors import ConflictError, KopilkaError, NotFoundError, ServiceUnavailableError
 from core.purchases.pipeline import NOT_FOUND_ATTEMPTS, RetryLater
-from core.purchases.repository import PurchaseRepository
+from core.purchases.repository import PurchaseRepository, pipeline_statements
 from core.rustore import (
     RuStoreClient,
     RuStoreError,
@@ -60,13 +60,9 @@ class Verdict:
 
 
 class SubscriptionSync:
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        rustore: RuStoreClient,
-        policy: CheckPolicy,
-    ) -> None:
-        self.sessions = sessions
+    def __init__(self, engine: AsyncEngine, rustore: RuStoreClient, policy: CheckPolicy) -> None:
+        self.engine = engine
+        self.sessions = create_sessionmaker(engine)
         self.rustore = rustore
         self.policy = policy
 
@@ -104,8 +100,8 @@ class SubscriptionSync:
         RuStore only shows our app's subscriptions under our package name and the product code
         in the path, so the app and the product are checked by the read itself.
         """
-        async with self.sessions() as session:
-            product, intent = await PurchaseRepository(session).product_and_intent(
+        async with pipeline_statements(self.engine) as statements:
+            product, intent = await statements.product_and_intent(
                 sub.product_id, purchase.developer_payload
             )
         if product is None or product.type != ProductType.SUBSCRIPTION or not product.active:

@@ -173,7 +173,7 @@ async def test_older_answers_never_overwrite_newer_ones(
         before_renewal = await real_rustore.get_subscription(PREMIUM, created["purchaseId"])
         # A check that asks RuStore now but whose answer lands after a newer check's:
         release = asyncio.Event()
-        late = SubscriptionSync(checker.sessions, Replay(before_renewal, release), checker.policy)
+        late = SubscriptionSync(checker.engine, Replay(before_renewal, release), checker.policy)
         late_check = asyncio.create_task(late.check(sub_id))
         await asyncio.sleep(0.2)
 
@@ -184,7 +184,7 @@ async def test_older_answers_never_overwrite_newer_ones(
         await late_check
 
         # A redelivered answer naming an earlier charge, though asked after the newer one:
-        replayed = SubscriptionSync(checker.sessions, Replay(before_renewal), checker.policy)
+        replayed = SubscriptionSync(checker.engine, Replay(before_renewal), checker.policy)
         await replayed.check(sub_id)
     finally:
         await real_rustore.aclose()
