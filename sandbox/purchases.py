@@ -7,6 +7,7 @@ confirm, six hours after payment (by the sandbox clock); CONFIRMED → REFUNDED.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -87,9 +88,11 @@ class InvoiceBook:
         self._emit = emit
         self.by_id: dict[int, Invoice] = {}
         self.by_purchase_id: dict[str, Invoice] = {}
-        # The only invoices with a transition of their own to come (their reversal): `due` runs
-        # before every request, and must not walk every invoice the sandbox has ever seen.
-        self._held: dict[int, Invoice] = {}
+        # The reversals to come of held (PAID) invoices, earliest first: `due` runs before every
+        # request, and must not walk every invoice, nor every held one (a burst of two-stage
+        # purchases holds hundreds until the worker confirms them). An entry whose invoice has
+        # moved on since is dropped when it reaches the top.
+        self._reversals: list[tuple[datetime, int]] = []
 
     def add(self, invoice: Invoice) -> None:
         self.by_id[invoice.invoice_id] = invoice
@@ -98,7 +101,7 @@ class InvoiceBook:
     def clear(self) -> None:
         self.by_id.clear()
         self.by_purchase_id.clear()
-        self._held.clear()
+        self._reversals.clear()
 
     def find_token(self, token: str) -> Invoice | None:
         head = token.split(".", 1)[0]
@@ -114,10 +117,9 @@ class InvoiceBook:
     def _move(self, invoice: Invoice, new: InvoiceStatus, at: datetime) -> None:
         old = invoice.status
         invoice.status = new
-        if new is InvoiceStatus.PAID:
-            self._held[invoice.invoice_id] = invoice
-        else:
-            self._held.pop(invoice.invoice_id, None)
+        due = invoice.reversal_due
+        if due is not None:
+            heapq.heappush(self._reversals, (due, invoice.invoice_id))
         self._emit(InvoiceChanged(invoice, old, new, at))
 
     def pay(self, invoice: Invoice, at: datetime) -> None:
@@ -156,11 +158,15 @@ class InvoiceBook:
         self._move(invoice, InvoiceStatus.REFUNDED, at)
 
     def due(self) -> Iterator[tuple[datetime, Callable[[datetime], None]]]:
-        """Scheduled transitions: the automatic reversal of two-stage payments left unconfirmed."""
-        for invoice in self._held.values():
-            due = invoice.reversal_due
-            if due is not None:
+        """The next scheduled transition: the automatic reversal of the two-stage payment left
+        unconfirmed longest (`Sandbox.process_due` asks again after applying it)."""
+        while self._reversals:
+            due, invoice_id = self._reversals[0]
+            invoice = self.by_id.get(invoice_id)
+            if invoice is not None and invoice.reversal_due == due:
                 yield due, partial(self._move, invoice, InvoiceStatus.REVERSED)
+                return
+            heapq.heappop(self._reversals)  # confirmed, cancelled or cleared since
 
     @staticmethod
     def _require_paid(invoice: Invoice) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -317,23 +317,30 @@ def test_legacy_purchase_by_token_and_by_invoice_id(
     assert body["invoice_date"].endswith("+03")
 
 
-def test_only_held_payments_are_scheduled() -> None:
-    """The clock's work before each request covers held payments, not every invoice ever made."""
+def test_the_clock_looks_only_at_the_next_reversal() -> None:
+    """The clock's work before each request is the one reversal due next, not a walk over every
+    held payment: a burst of two-stage purchases holds hundreds until the worker confirms them."""
     book = InvoiceBook(lambda _: None)
-    now = datetime.now(UTC)
+    start = datetime.now(UTC)
     invoices = [_invoice(invoice_id, two_stage=invoice_id % 2 == 0) for invoice_id in range(1000)]
     for invoice in invoices:
         book.add(invoice)
-        book.pay(invoice, now)
-    held = [invoice for invoice in invoices if invoice.status is InvoiceStatus.PAID]
+        # Paid out of order, as under a skewed clock: reversals still come earliest first.
+        book.pay(invoice, start + timedelta(seconds=invoice.invoice_id * 7919 % 1000))
+    held = sorted(
+        (invoice for invoice in invoices if invoice.status is InvoiceStatus.PAID),
+        key=lambda invoice: invoice.reversal_due or start,
+    )
 
-    assert len(list(book.due())) == len(held) == 500
-    for invoice in held[1:]:
-        book.confirm(invoice, now)
+    ((due, _),) = book.due()
+    assert len(held) == 500
+    assert due == held[0].reversal_due
+    for invoice in held[:-1]:
+        book.confirm(invoice, start)
     ((due, reverse),) = book.due()
     reverse(due)
 
-    assert held[0].status is InvoiceStatus.REVERSED
+    assert held[-1].status is InvoiceStatus.REVERSED
     assert list(book.due()) == []
 
 
