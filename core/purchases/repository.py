@@ -284,7 +284,7 @@ def _transition_sql(columns: tuple[str, ...]) -> str:
         raise ValueError(f"purchases has no column {sorted(unknown)}")
     assignments = ", ".join(f"{name} = ${n}" for n, name in enumerate(columns, start=3))
     return (
-        f"UPDATE purchases SET {assignments}, updated_at = now()"  # noqa: S608
+        f"UPDATE purchases SET {assignments}, updated_at = now()"  # noqa: S608  # nosec B608
         " WHERE id = $1 AND state = ANY($2::text[]) RETURNING *"
     )
 
