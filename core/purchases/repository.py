@@ -17,8 +17,10 @@ from sqlalchemy import (
     String,
     Table,
     Uuid,
+    any_,
     bindparam,
     func,
+    literal,
     or_,
     select,
     text,
@@ -87,7 +89,11 @@ def _transition(allowed_from: frozenset[str], columns: frozenset[str]) -> Return
     """
     return (
         update(PURCHASES)
-        .where(PURCHASES.c.id == bindparam("purchase_id"), PURCHASES.c.state.in_(allowed_from))
+        .where(
+            PURCHASES.c.id == bindparam("purchase_id"),
+            # = ANY(array), not IN (…): an IN list is rendered again at every execution.
+            PURCHASES.c.state == any_(literal(sorted(allowed_from), ARRAY(String))),
+        )
         .values(
             {
                 **{name: bindparam(f"new_{name}", PURCHASES.c[name].type) for name in columns},
