@@ -30,6 +30,8 @@ def configure_logging(process: str, level: str = "INFO") -> None:
     """Route structlog and stdlib logging to one JSON line per event on stdout."""
     structlog.configure(
         processors=[
+            # First: an event below the level is dropped before any work is done on it.
+            structlog.stdlib.filter_by_level,
             *_shared_processors,
             structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
         ],

@@ -402,7 +402,9 @@ class RuStoreClient:
                 ambiguous=may_act and not isinstance(exc, _NOT_SENT),
             ) from exc
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        log_event = log.info if response.is_success else log.warning
+        # A successful call is on the purchase's timeline and in the metrics already; the log
+        # keeps what needs a look (at INFO), and every call at DEBUG.
+        log_event = log.debug if response.is_success else log.warning
         log_event("rustore.request", status=response.status_code, latency_ms=latency_ms)
         return response
 
