@@ -16,7 +16,6 @@ from typing import Any
 import asyncpg
 from sqlalchemy import MetaData, event, exc, func
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -56,22 +55,11 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-AUTOCOMMIT = {"isolation_level": "AUTOCOMMIT"}
-
-
-@asynccontextmanager
-async def autocommit_connection(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection whose statements commit on their own, for a read or write that needs
-    no ORM session (sparing the BEGIN and the COMMIT or ROLLBACK round trips around it)."""
-    async with engine.connect() as connection:
-        yield await connection.execution_options(**AUTOCOMMIT)
-
-
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection's own asyncpg connection, on which each statement commits alone.
 
-    For the worker's one-statement steps (core/purchases/repository.py, `PipelineStatements`):
+    For the hottest single statements (core/purchases/repository.py, `PurchaseStatements`):
     a statement run here cost 45 µs of CPU at 20 in flight, against 350 µs through an ORM
     session (its unit of work, SQLAlchemy's execution context and result rows, and the greenlet
     bridge each async call crosses), more than PostgreSQL spends running it. What it gives up is

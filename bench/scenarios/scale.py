@@ -31,7 +31,7 @@ from bench.scenarios.requests import bearer
 from core.notifications import service as notifications
 from core.purchases import service as purchases
 from core.purchases import sweeps
-from core.purchases.repository import find_own
+from core.purchases.repository import STATUS_READ, PurchaseStatements
 
 CONCURRENCY = 32
 READ_SAMPLE = 2000
@@ -39,6 +39,7 @@ REPEATS = 5
 CLAIM_LIMIT = 500
 INDEXED = {"Index Scan", "Index Only Scan", "Bitmap Index Scan"}
 Query = Callable[[AsyncSession], Awaitable[Any]]
+Sent = list[tuple[str, tuple[Any, ...]]]
 
 
 def run(ctx: Context) -> None:
@@ -56,31 +57,42 @@ def run(ctx: Context) -> None:
     ctx.measure("scale", "status read (no ETag)", ctx.spec(reads, CONCURRENCY), **seeded)
     ctx.measure("scale", "list page, limit 20", ctx.spec(pages, CONCURRENCY), **seeded)
     user, purchase = pairs[0]
-    for name, query in _queries(user, purchase).items():
-        timed = ctx.db(functools.partial(_profile, query=query))
+    for name, (query, direct) in _queries(user, purchase).items():
+        timed = ctx.db(functools.partial(_profile, query=query, direct=direct))
         ctx.add(Row(scenario="scale", case=name, extra=timed))
     for case, timed in dashboard.time_pages(ctx, user, purchase).items():
         ctx.add(Row(scenario="scale", case=case, extra=timed))
 
 
-def _queries(user: uuid.UUID, purchase: uuid.UUID) -> dict[str, Query]:
+def _queries(user: uuid.UUID, purchase: uuid.UUID) -> dict[str, tuple[Query, Sent]]:
+    """Each query, and the statements it sends to asyncpg directly, past SQLAlchemy's events."""
     stale = dt.timedelta(minutes=5)
     return {
-        "query: status read": lambda s: _status_read(s, user, purchase),
-        "query: list page": lambda s: purchases.list_own(s, user, None, 20),
-        "query: purchases.sweep claim": lambda s: sweeps.claim_stale(s, stale, CLAIM_LIMIT),
-        "query: held_watch claim": lambda s: sweeps.claim_held(s, stale, CLAIM_LIMIT),
-        "query: notifications.sweep claim": lambda s: notifications.claim_unsent(s, CLAIM_LIMIT),
+        "query: status read": (
+            lambda s: _status_read(s, user, purchase),
+            [(STATUS_READ, (purchase, user))],
+        ),
+        "query: list page": (lambda s: purchases.list_own(s, user, None, 20), []),
+        "query: purchases.sweep claim": (lambda s: sweeps.claim_stale(s, stale, CLAIM_LIMIT), []),
+        "query: held_watch claim": (lambda s: sweeps.claim_held(s, stale, CLAIM_LIMIT), []),
+        "query: notifications.sweep claim": (
+            lambda s: notifications.claim_unsent(s, CLAIM_LIMIT),
+            [],
+        ),
     }
 
 
 async def _status_read(session: AsyncSession, user: uuid.UUID, purchase: uuid.UUID) -> Any:
     """The statement a status poll runs (`purchases.poll`), on the session's connection."""
-    return await find_own(await session.connection(), user, purchase)
+    pooled = await (await session.connection()).get_raw_connection()
+    return await PurchaseStatements(pooled.driver_connection).find_own(user, purchase)
 
 
-async def _profile(sessions: async_sessionmaker[AsyncSession], *, query: Query) -> dict[str, Any]:
-    """Median time of `query` over a few rolled-back runs, and how PostgreSQL runs its SQL."""
+async def _profile(
+    sessions: async_sessionmaker[AsyncSession], *, query: Query, direct: Sent
+) -> dict[str, Any]:
+    """Median time of `query` over a few rolled-back runs, and how PostgreSQL runs its SQL:
+    what it sent through SQLAlchemy (recorded) and to asyncpg directly (`direct`)."""
     timings = []
     for _ in range(REPEATS):
         async with sessions() as session:
@@ -89,7 +101,7 @@ async def _profile(sessions: async_sessionmaker[AsyncSession], *, query: Query) 
                 await query(session)
                 timings.append(time.perf_counter() - began)
             await session.rollback()
-    plans = [await _plan(sessions, sql, parameters) for sql, parameters in statements]
+    plans = [await _plan(sessions, sql, parameters) for sql, parameters in statements + direct]
     return {
         "median_ms": round(statistics.median(timings) * 1000, 2),
         "indexes": sorted({index for plan in plans for index in plan["indexes"]}),
@@ -98,9 +110,9 @@ async def _profile(sessions: async_sessionmaker[AsyncSession], *, query: Query) 
 
 
 @contextmanager
-def _recorded() -> Iterator[list[tuple[str, tuple[Any, ...]]]]:
+def _recorded() -> Iterator[Sent]:
     """Every statement sent meanwhile, with its parameters: the plan is of the code's own SQL."""
-    statements: list[tuple[str, tuple[Any, ...]]] = []
+    statements: Sent = []
 
     def record(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
         if not sql.lstrip().upper().startswith(("SET", "SELECT 1", "BEGIN")):

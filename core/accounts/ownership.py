@@ -23,8 +23,8 @@ class OwnedRepository(Generic[M]):
     model: ClassVar[type[UserOwned]]
     noun: ClassVar[str] = "object"
     by_id: ClassVar[Select[Any]]
-    """One row by id and owner, built once per model: a status poll runs nothing else, and
-    building the statement took more CPU than executing it."""
+    """One row by id and owner, built once per model: building the statement took more CPU than
+    executing it."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -26,7 +26,7 @@ from core.failpoints import failpoint
 from core.points import service as points
 from core.points.models import EntrySource
 from core.purchases.models import OPEN_STATES, Purchase, PurchaseState
-from core.purchases.repository import PurchaseRepository, pipeline_statements
+from core.purchases.repository import PurchaseRepository, purchase_statements
 from core.purchases.timeline import PurchaseEventRecorder
 from core.rustore import (
     InvoicePayment,
@@ -73,7 +73,7 @@ class Verdict:
 
 
 class PurchaseVerifier:
-    """Each step but the credit is one statement on the driver connection (`pipeline_statements`);
+    """Each step but the credit is one statement on the driver connection (`purchase_statements`);
     the credit is a transaction with the ledger's, in an ORM session."""
 
     def __init__(self, engine: AsyncEngine, rustore: RuStoreClient, app_id: int) -> None:
@@ -108,7 +108,7 @@ class PurchaseVerifier:
     async def _move_on(self, purchase_id: uuid.UUID, **values: object) -> Purchase | None:
         """One conditional state change from an open state, a recovery point of its own; None
         when the purchase was no longer open."""
-        async with pipeline_statements(self.engine) as statements:
+        async with purchase_statements(self.engine) as statements:
             return await statements.transition(purchase_id, OPEN_STATES, **values)
 
     async def _retry_or_finish(
@@ -125,7 +125,7 @@ class PurchaseVerifier:
             raise RetryLater(_reason(exc)) from exc
 
     async def _start(self, purchase_id: uuid.UUID) -> Purchase | None:
-        async with pipeline_statements(self.engine) as statements:
+        async with purchase_statements(self.engine) as statements:
             return await statements.start_attempt(purchase_id, utcnow())
 
     async def _advance(self, purchase: Purchase) -> None:
@@ -161,7 +161,7 @@ class PurchaseVerifier:
 
     async def _check(self, purchase: Purchase, invoice: InvoicePayment) -> Verdict:
         """Compare what RuStore says with what we issued; never with what the client claimed."""
-        async with pipeline_statements(self.engine) as statements:
+        async with purchase_statements(self.engine) as statements:
             product, intent = await statements.product_and_intent(
                 purchase.product_id, invoice.developer_payload
             )

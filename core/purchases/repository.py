@@ -109,18 +109,6 @@ INTENT_BY_PAYLOAD = select(PurchaseIntent).where(
 )
 
 
-async def find_own(
-    connection: AsyncConnection, owner_id: uuid.UUID, purchase_id: uuid.UUID
-) -> Purchase | None:
-    """The owner's purchase, read on a bare connection: a status poll's only statement, so it
-    needs neither an ORM session nor a transaction. It is `UserPurchases.by_id`, the owned read
-    every session uses, so a foreign id reads as unknown here too."""
-    result = await connection.execute(
-        UserPurchases.by_id, {"owner_id": owner_id, "object_id": purchase_id}
-    )
-    return _unattached(result.one_or_none())
-
-
 def _unattached(row: Row[Any] | None) -> Purchase | None:
     """The purchase a RETURNING row describes, in no session: callers only read it."""
     return None if row is None else Purchase(**row._mapping)
@@ -208,7 +196,7 @@ class PurchaseRepository:
 
 
 class NewEvent(TypedDict):
-    """The column values of one `purchase_events` row, as `PipelineStatements.add_events` takes
+    """The column values of one `purchase_events` row, as `PurchaseStatements.add_events` takes
     them."""
 
     purchase_id: uuid.UUID
@@ -223,7 +211,7 @@ class NewEvent(TypedDict):
 
 class PurchaseEventRepository:
     """Reads of the worker's record of attempts, RuStore calls and retries
-    (core/purchases/timeline.py); the worker writes it with `PipelineStatements`."""
+    (core/purchases/timeline.py); the worker writes it with `PurchaseStatements`."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -280,7 +268,7 @@ _EVENT_FIELDS: tuple[EventField, ...] = get_args(EventField)
 
 @functools.cache
 def _transition_sql(columns: tuple[str, ...]) -> str:
-    """`PipelineStatements.transition`'s UPDATE for one set of columns, built once per set.
+    """`PurchaseStatements.transition`'s UPDATE for one set of columns, built once per set.
 
     The names are checked against the table's columns here, so only a column name, never a
     value, is ever written into the SQL.
@@ -295,10 +283,15 @@ def _transition_sql(columns: tuple[str, ...]) -> str:
     )
 
 
-class PipelineStatements:
-    """The worker's one-statement steps, each committing on its own, run on asyncpg directly
-    (`core.db.driver_connection`: seven times less CPU per statement than an ORM session, which
-    the worker paid several times per purchase). Rows come back as objects in no session."""
+STATUS_READ = "SELECT * FROM purchases WHERE id = $1 AND user_id = $2"
+"""A status poll's only statement: the owner's purchase, so a foreign id reads as unknown."""
+
+
+class PurchaseStatements:
+    """The hottest single statements on purchases, each committing on its own, run on asyncpg
+    directly (`core.db.driver_connection`: seven times less CPU per statement than an ORM
+    session): the worker's steps, paid several times per purchase, and the status poll, the
+    api's most frequent request. Rows come back as objects in no session."""
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection
@@ -341,6 +334,10 @@ class PipelineStatements:
         intent = row["intent"]
         return Product(**row["product"]), None if intent is None else PurchaseIntent(**intent)
 
+    async def find_own(self, owner_id: uuid.UUID, purchase_id: uuid.UUID) -> Purchase | None:
+        row = await self.connection.fetchrow(STATUS_READ, purchase_id, owner_id)
+        return None if row is None else Purchase(**row)
+
     async def add_events(self, events: list[NewEvent]) -> None:
         """Insert the timeline records in one statement (one round trip, however many)."""
         await self.connection.execute(
@@ -349,9 +346,9 @@ class PipelineStatements:
 
 
 @asynccontextmanager
-async def pipeline_statements(engine: AsyncEngine) -> AsyncIterator[PipelineStatements]:
+async def purchase_statements(engine: AsyncEngine) -> AsyncIterator[PurchaseStatements]:
     async with driver_connection(engine) as connection:
-        yield PipelineStatements(connection)
+        yield PurchaseStatements(connection)
 
 
 FIRST_SUBMISSION = text(

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.catalogue import service as catalogue
 from core.catalogue.models import ProductType
-from core.db import autocommit_connection, utcnow
+from core.db import utcnow
 from core.errors import ConflictError, NotFoundError
 from core.idempotency import service as idempotency
 from core.idempotency.service import KeyClaim, StoredResponse, UnclaimedKey
@@ -23,7 +23,7 @@ from core.purchases.repository import (
     PurchaseRepository,
     UserIntents,
     UserPurchases,
-    find_own,
+    purchase_statements,
 )
 
 ONE_TIME_TYPES = (ProductType.CONSUMABLE, ProductType.NON_CONSUMABLE)
@@ -169,11 +169,11 @@ async def poll(engine: AsyncEngine, user_id: uuid.UUID, purchase_id: uuid.UUID) 
     """The user's purchase as a status poll sees it; 404 for a missing or foreign id.
 
     Polling is the api's most frequent request, and this is all it reads: one indexed SELECT on
-    a pooled connection in autocommit, with no ORM session to open, load into and close (about
-    a third of a poll's CPU) and no BEGIN or ROLLBACK around it.
+    asyncpg directly (`PurchaseStatements`), with no ORM session or SQLAlchemy execution around
+    it and no BEGIN or ROLLBACK.
     """
-    async with autocommit_connection(engine) as connection:
-        purchase = await find_own(connection, user_id, purchase_id)
+    async with purchase_statements(engine) as statements:
+        purchase = await statements.find_own(user_id, purchase_id)
     if purchase is None:
         raise NotFoundError(f"No purchase {purchase_id}")
     return purchase

@@ -54,7 +54,7 @@ from core.purchases.repository import (
     NewEvent,
     PurchaseEventRepository,
     PurchaseRepository,
-    pipeline_statements,
+    purchase_statements,
 )
 from core.rustore import RuStoreError
 
@@ -185,7 +185,7 @@ _held: contextvars.ContextVar[list[NewEvent] | None] = contextvars.ContextVar(
 
 class PurchaseEventRecorder:
     """The worker's record of RuStore calls and retries (see the module docstring); attempts are
-    recorded by the statement that counts them (`PipelineStatements.start_attempt`).
+    recorded by the statement that counts them (`PurchaseStatements.start_attempt`).
 
     recorder = PurchaseEventRecorder(engine)
     async with recorder.held():   # one INSERT for the block's records, when it ends
@@ -243,7 +243,7 @@ class PurchaseEventRecorder:
 
     async def _write(self, events: list[NewEvent]) -> None:
         try:
-            async with pipeline_statements(self.engine) as statements:
+            async with purchase_statements(self.engine) as statements:
                 await statements.add_events(events)
         except Exception:
             log.exception("purchase.event_not_recorded", purchase_id=str(events[0]["purchase_id"]))

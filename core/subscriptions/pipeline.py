@@ -24,7 +24,7 @@ from core.catalogue.models import ProductType
 from core.db import create_sessionmaker, utcnow
 from core.errors import ConflictError, KopilkaError, NotFoundError, ServiceUnavailableError
 from core.purchases.pipeline import NOT_FOUND_ATTEMPTS, RetryLater
-from core.purchases.repository import PurchaseRepository, pipeline_statements
+from core.purchases.repository import PurchaseRepository, purchase_statements
 from core.rustore import (
     RuStoreClient,
     RuStoreError,
@@ -100,7 +100,7 @@ class SubscriptionSync:
         RuStore only shows our app's subscriptions under our package name and the product code
         in the path, so the app and the product are checked by the read itself.
         """
-        async with pipeline_statements(self.engine) as statements:
+        async with purchase_statements(self.engine) as statements:
             product, intent = await statements.product_and_intent(
                 sub.product_id, purchase.developer_payload
             )
