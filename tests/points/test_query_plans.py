@@ -12,7 +12,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bench.seed import BULK_PURCHASES
 from core.accounts.repository import UserRepository
 from core.accounts.tokens import issue_access_token
-from core.db import create_sessionmaker, utcnow
-from core.purchases import sweeps
+from core.db import create_sessionmaker, driver_connection, utcnow
+from core.purchases import repository, sweeps
 from core.settings import Settings
 from tests.fixtures.accounts import unique_email
 
@@ -97,17 +97,42 @@ async def bulk(engine: AsyncEngine, settings: Settings) -> AsyncIterator[Bulk]:
 
 @contextmanager
 def recorded_sql() -> Iterator[list[Statement]]:
-    """Every statement any engine in this process sends (the api under test runs in-process)."""
+    """Every statement any engine in this process sends (the api under test runs in-process):
+    through SQLAlchemy, and on asyncpg directly (`core.db.driver_connection`, which the hottest
+    statements use, past SQLAlchemy's events)."""
     statements: list[Statement] = []
 
     def record(_conn: Any, _cursor: Any, sql: str, parameters: Any, *_: Any) -> None:
         statements.append(Statement(sql, tuple(parameters or ())))
 
+    @asynccontextmanager
+    async def recording_driver(engine: AsyncEngine) -> AsyncIterator[_Recording]:
+        async with driver_connection(engine) as connection:
+            yield _Recording(connection, statements)
+
     event.listen(Engine, "before_cursor_execute", record)
     try:
-        yield statements
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(repository, "driver_connection", recording_driver)
+            yield statements
     finally:
         event.remove(Engine, "before_cursor_execute", record)
+
+
+@dataclass(frozen=True)
+class _Recording:
+    """A driver connection that records each statement before sending it on."""
+
+    connection: Any
+    statements: list[Statement]
+
+    async def fetchrow(self, sql: str, *parameters: Any) -> Any:
+        self.statements.append(Statement(sql, parameters))
+        return await self.connection.fetchrow(sql, *parameters)
+
+    async def execute(self, sql: str, *parameters: Any) -> Any:
+        self.statements.append(Statement(sql, parameters))
+        return await self.connection.execute(sql, *parameters)
 
 
 async def explain(
