@@ -3,7 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Collection, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Literal, TypedDict, cast, get_args
 
@@ -13,7 +13,6 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     LargeBinary,
-    Row,
     String,
     Table,
     Uuid,
@@ -109,9 +108,10 @@ INTENT_BY_PAYLOAD = select(PurchaseIntent).where(
 )
 
 
-def _unattached(row: Row[Any] | None) -> Purchase | None:
-    """The purchase a RETURNING row describes, in no session: callers only read it."""
-    return None if row is None else Purchase(**row._mapping)
+def _unattached(row: Mapping[str, Any] | None) -> Purchase | None:
+    """The purchase a row of all its columns describes (SQLAlchemy's or asyncpg's), in no
+    session: callers only read it."""
+    return None if row is None else Purchase(**row)
 
 
 class PurchaseRepository:
@@ -152,7 +152,7 @@ class PurchaseRepository:
         statement = _transition(frozenset(allowed_from), frozenset(values))
         parameters = {f"new_{name}": value for name, value in values.items()}
         result = await self.session.execute(statement, {"purchase_id": purchase_id, **parameters})
-        return _unattached(result.one_or_none())
+        return _unattached(result.mappings().one_or_none())
 
     async def name_purchase_id(
         self, purchase_id: uuid.UUID, rustore_purchase_id: str
@@ -259,10 +259,10 @@ ADD_EVENTS = """
 """
 """Any number of timeline records in one statement: a column of values per parameter."""
 
-EventField = Literal[
+_EventField = Literal[
     "purchase_id", "at", "kind", "attempt", "method", "outcome", "latency_ms", "detail"
 ]
-_EVENT_FIELDS: tuple[EventField, ...] = get_args(EventField)
+_EVENT_FIELDS: tuple[_EventField, ...] = get_args(_EventField)
 """`NewEvent`'s keys in the order of `ADD_EVENTS`' columns."""
 
 
@@ -308,7 +308,7 @@ class PurchaseStatements:
             at,
             PurchaseEventKind.ATTEMPT.value,
         )
-        return None if row is None else Purchase(**row)
+        return _unattached(row)
 
     async def transition(
         self, purchase_id: uuid.UUID, allowed_from: Collection[str], **values: object
@@ -321,7 +321,7 @@ class PurchaseStatements:
             list(allowed_from),
             *(values[name] for name in columns),
         )
-        return None if row is None else Purchase(**row)
+        return _unattached(row)
 
     async def product_and_intent(
         self, product_id: str, payload: str | None
@@ -336,7 +336,7 @@ class PurchaseStatements:
 
     async def find_own(self, owner_id: uuid.UUID, purchase_id: uuid.UUID) -> Purchase | None:
         row = await self.connection.fetchrow(STATUS_READ, purchase_id, owner_id)
-        return None if row is None else Purchase(**row)
+        return _unattached(row)
 
     async def add_events(self, events: list[NewEvent]) -> None:
         """Insert the timeline records in one statement (one round trip, however many)."""

@@ -402,8 +402,8 @@ class RuStoreClient:
                 ambiguous=may_act and not isinstance(exc, _NOT_SENT),
             ) from exc
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
-        # A successful call is on the purchase's timeline and in the metrics already; the log
-        # keeps what needs a look (at INFO), and every call at DEBUG.
+        # A successful call is on the purchase's timeline and in the metrics already: only a
+        # failed one needs a line at the default level (WARNING); DEBUG shows every call.
         log_event = log.debug if response.is_success else log.warning
         log_event("rustore.request", status=response.status_code, latency_ms=latency_ms)
         return response
