@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import cast
 
+import asyncpg
 from sqlalchemy import Table, delete, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
@@ -27,6 +28,8 @@ def lock_waits_as_busy() -> Iterator[None]:
     """KeyBusy for a statement that ran out of lock_timeout waiting on another holder of a key."""
     try:
         yield
+    except asyncpg.LockNotAvailableError as exc:  # a statement run on asyncpg directly
+        raise KeyBusy from exc
     except DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) == "55P03":  # lock_not_available
             raise KeyBusy from exc

@@ -35,7 +35,8 @@ class UnclaimedKey:
 @dataclass(frozen=True)
 class KeyClaim:
     """A key to claim together with the answer to store under it, for a write that does both in
-    one statement (a new purchase's submission, core/purchases/repository.FirstSubmissions)."""
+    one statement (a new purchase's submission, `PurchaseStatements.submit_first` in
+    core/purchases/repository.py)."""
 
     key: UnclaimedKey
     response: StoredResponse

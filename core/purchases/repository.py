@@ -9,25 +9,19 @@ from typing import Any, Literal, TypedDict, cast, get_args
 
 import asyncpg
 from sqlalchemy import (
-    BigInteger,
-    Boolean,
-    DateTime,
-    LargeBinary,
     String,
     Table,
-    Uuid,
     any_,
     bindparam,
     func,
     literal,
     or_,
     select,
-    text,
     tuple_,
     update,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql.dml import ReturningUpdate
 
 from core import resending
@@ -283,6 +277,42 @@ def _transition_sql(columns: tuple[str, ...]) -> str:
     )
 
 
+FIRST_SUBMISSION = """
+    WITH claimed AS (
+        INSERT INTO idempotency_keys AS k
+               (user_id, key, request_hash, response_status, response_body, created_at,
+                expires_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        ON CONFLICT (user_id, key) DO UPDATE
+           SET request_hash = excluded.request_hash,
+               response_status = excluded.response_status,
+               response_body = excluded.response_body,
+               created_at = excluded.created_at,
+               expires_at = excluded.expires_at
+         WHERE k.expires_at < excluded.created_at
+        RETURNING 1
+    ), inserted AS (
+        INSERT INTO purchases (id, user_id, product_id, invoice_id, rustore_purchase_id,
+                               order_id, sandbox, state, points_credited, attempts, request_id,
+                               enqueued_at, created_at, updated_at)
+        SELECT $8::uuid, $1::uuid, $9::text, $10::bigint, $11::text, $12::uuid, $13::boolean,
+               $14::text, 0, 0, $15::text, $16::timestamptz, $16, $16
+          FROM claimed
+         WHERE EXISTS (SELECT FROM products p
+                        WHERE p.product_id = $9 AND p.active AND p.type = ANY($17::text[]))
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    )
+    SELECT coalesce((SELECT id FROM inserted), undo_first_submission()) FROM claimed
+"""
+"""The usual submission in one statement that commits alone: the key claimed with its answer,
+the product checked, the purchase inserted. A key in use claims nothing, and nothing is
+inserted. A new key with a purchase that is not inserted (already reported, or an unknown
+product) must not stay claimed: `undo_first_submission()` (migration 0009) then raises, which
+rolls the whole statement back. A transaction did the same at the cost of BEGIN and COMMIT, two
+more round trips on every accepted purchase."""
+
+
 STATUS_READ = "SELECT * FROM purchases WHERE id = $1 AND user_id = $2"
 """A status poll's only statement: the owner's purchase, so a foreign id reads as unknown."""
 
@@ -338,6 +368,38 @@ class PurchaseStatements:
         row = await self.connection.fetchrow(STATUS_READ, purchase_id, owner_id)
         return _unattached(row)
 
+    async def submit_first(
+        self, purchase: Purchase, claim: KeyClaim, types: Collection[str]
+    ) -> bool:
+        """True when the key and the purchase were both new and are now committed; False, with
+        nothing written, for every other case, which the caller's general path tells apart."""
+        key = claim.key
+        with lock_waits_as_busy():
+            try:
+                inserted = await self.connection.fetchval(
+                    FIRST_SUBMISSION,
+                    key.user_id,
+                    key.key,
+                    key.fingerprint,
+                    claim.response.status,
+                    claim.response.body,
+                    claim.claimed_at,
+                    claim.expires_at,
+                    purchase.id,
+                    purchase.product_id,
+                    purchase.invoice_id,
+                    purchase.rustore_purchase_id,
+                    purchase.order_id,
+                    purchase.sandbox,
+                    purchase.state,
+                    purchase.request_id,
+                    purchase.created_at,
+                    list(types),
+                )
+            except asyncpg.RaiseError:  # undo_first_submission(): the statement was rolled back
+                return False
+        return inserted is not None
+
     async def add_events(self, events: list[NewEvent]) -> None:
         """Insert the timeline records in one statement (one round trip, however many)."""
         await self.connection.execute(
@@ -349,86 +411,3 @@ class PurchaseStatements:
 async def purchase_statements(engine: AsyncEngine) -> AsyncIterator[PurchaseStatements]:
     async with driver_connection(engine) as connection:
         yield PurchaseStatements(connection)
-
-
-FIRST_SUBMISSION = text(
-    """
-    WITH claimed AS (
-        INSERT INTO idempotency_keys AS k
-               (user_id, key, request_hash, response_status, response_body, created_at,
-                expires_at)
-        VALUES (:user_id, :key, :request_hash, :response_status, :response_body, :claimed_at,
-                :expires_at)
-        ON CONFLICT (user_id, key) DO UPDATE
-           SET request_hash = excluded.request_hash,
-               response_status = excluded.response_status,
-               response_body = excluded.response_body,
-               created_at = excluded.created_at,
-               expires_at = excluded.expires_at
-         WHERE k.expires_at < excluded.created_at
-        RETURNING 1
-    )
-    INSERT INTO purchases (id, user_id, product_id, invoice_id, rustore_purchase_id, order_id,
-                           sandbox, state, points_credited, attempts, request_id, enqueued_at,
-                           created_at, updated_at)
-    SELECT :id, :user_id, :product_id, :invoice_id, :rustore_purchase_id, :order_id, :sandbox,
-           :state, 0, 0, :request_id, :now, :now, :now
-      FROM claimed
-     WHERE EXISTS (SELECT FROM products p
-                    WHERE p.product_id = :product_id AND p.active AND p.type = ANY(:types))
-    ON CONFLICT DO NOTHING
-    RETURNING id
-    """
-).bindparams(
-    bindparam("user_id", type_=Uuid),
-    bindparam("id", type_=Uuid),
-    bindparam("order_id", type_=Uuid),
-    bindparam("now", type_=DateTime(timezone=True)),
-    bindparam("claimed_at", type_=DateTime(timezone=True)),
-    bindparam("expires_at", type_=DateTime(timezone=True)),
-    bindparam("invoice_id", type_=BigInteger),
-    bindparam("response_body", type_=LargeBinary),
-    bindparam("types", type_=ARRAY(String)),
-    # A parameter in a SELECT list has no type PostgreSQL can deduce from the insert's columns.
-    bindparam("product_id", type_=String),
-    bindparam("rustore_purchase_id", type_=String),
-    bindparam("sandbox", type_=Boolean),
-    bindparam("state", type_=String),
-    bindparam("request_id", type_=String),
-)
-
-
-class FirstSubmissions:
-    """The usual submission as one statement: its key claimed, the purchase inserted, the answer
-    stored. Every other case (a repeated key, a known purchase, an unknown product) inserts
-    nothing, and the caller rolls back and takes the path that tells them apart."""
-
-    def __init__(self, connection: AsyncConnection) -> None:
-        self.connection = connection
-
-    async def insert(self, purchase: Purchase, claim: KeyClaim, types: Collection[str]) -> bool:
-        """True when both the key and the purchase were new; the caller commits or rolls back."""
-        with lock_waits_as_busy():
-            result = await self.connection.execute(
-                FIRST_SUBMISSION,
-                {
-                    "user_id": purchase.user_id,
-                    "key": claim.key.key,
-                    "request_hash": claim.key.fingerprint,
-                    "response_status": claim.response.status,
-                    "response_body": claim.response.body,
-                    "claimed_at": claim.claimed_at,
-                    "expires_at": claim.expires_at,
-                    "now": purchase.created_at,
-                    "id": purchase.id,
-                    "product_id": purchase.product_id,
-                    "invoice_id": purchase.invoice_id,
-                    "rustore_purchase_id": purchase.rustore_purchase_id,
-                    "order_id": purchase.order_id,
-                    "sandbox": purchase.sandbox,
-                    "state": purchase.state,
-                    "request_id": purchase.request_id,
-                    "types": list(types),
-                },
-            )
-        return result.first() is not None

@@ -19,7 +19,6 @@ from core.idempotency.service import KeyClaim, StoredResponse, UnclaimedKey
 from core.logging import current_request_id
 from core.purchases.models import OPEN_STATES, Purchase, PurchaseIntent, PurchaseState
 from core.purchases.repository import (
-    FirstSubmissions,
     PurchaseRepository,
     UserIntents,
     UserPurchases,
@@ -65,8 +64,8 @@ async def submit_first(
     else, with nothing written; the caller then calls `submit` under `run_idempotent`, which
     tells the cases apart.
 
-    It runs on a bare pooled connection: one statement needs no ORM session, and this is the
-    api's most frequent write.
+    It runs on asyncpg directly (`PurchaseStatements`): one statement needs no ORM session,
+    and this is the api's most frequent write.
     """
     now = utcnow()
     purchase = Purchase(
@@ -78,13 +77,10 @@ async def submit_first(
     )
     response = answer(purchase)
     claim = KeyClaim(key, response, claimed_at=now)
-    async with engine.connect() as connection:
-        transaction = await connection.begin()
+    async with purchase_statements(engine) as statements:
         with idempotency.refusing_busy_keys():
-            inserted = await FirstSubmissions(connection).insert(purchase, claim, types)
-        if not inserted:
-            return None  # closing the connection rolls back the key the statement may have claimed
-        await transaction.commit()
+            if not await statements.submit_first(purchase, claim, types):
+                return None
     return purchase, response
 
 

@@ -127,12 +127,17 @@ class _Recording:
     statements: list[Statement]
 
     async def fetchrow(self, sql: str, *parameters: Any) -> Any:
-        self.statements.append(Statement(sql, parameters))
-        return await self.connection.fetchrow(sql, *parameters)
+        return await self._send("fetchrow", sql, parameters)
+
+    async def fetchval(self, sql: str, *parameters: Any) -> Any:
+        return await self._send("fetchval", sql, parameters)
 
     async def execute(self, sql: str, *parameters: Any) -> Any:
+        return await self._send("execute", sql, parameters)
+
+    async def _send(self, method: str, sql: str, parameters: tuple[Any, ...]) -> Any:
         self.statements.append(Statement(sql, parameters))
-        return await self.connection.execute(sql, *parameters)
+        return await getattr(self.connection, method)(sql, *parameters)
 
 
 async def explain(
@@ -252,8 +257,8 @@ async def test_submit_is_one_insert_on_its_unique_keys(
         replayed = await client.post("/api/payments/verify", json=body, headers=key)
 
     assert (accepted.status_code, replayed.status_code) == (202, 202), accepted.text
-    # One statement: the key's INSERT with the answer (taking over an expired key), the product
-    # check and the purchase INSERT; then the commit.
+    # One statement, committing alone: the key's INSERT with the answer (taking over an expired
+    # key), the product check and the purchase INSERT.
     assert [s.verb for s in submit] == ["WITH"]
     # A replay: that statement inserts nothing, then the key claim finds the stored answer.
     assert [s.verb for s in replay] == ["WITH", "INSERT", "SELECT"]
