@@ -69,7 +69,6 @@ class UserIntents(OwnedRepository[PurchaseIntent]):
 
 
 PURCHASES = cast(Table, Purchase.__table__)
-EVENTS = cast(Table, PurchaseEvent.__table__)
 
 
 @functools.cache
@@ -310,7 +309,8 @@ the product checked, the purchase inserted. A key in use claims nothing, and not
 inserted. A new key with a purchase that is not inserted (already reported, or an unknown
 product) must not stay claimed: `undo_first_submission()` (migration 0009) then raises, which
 rolls the whole statement back. A transaction did the same at the cost of BEGIN and COMMIT, two
-more round trips on every accepted purchase."""
+more round trips on every accepted purchase. The casts in the SELECT list are needed: a parameter
+there has no type PostgreSQL can deduce from the insert's columns."""
 
 
 STATUS_READ = "SELECT * FROM purchases WHERE id = $1 AND user_id = $2"
@@ -320,8 +320,9 @@ STATUS_READ = "SELECT * FROM purchases WHERE id = $1 AND user_id = $2"
 class PurchaseStatements:
     """The hottest single statements on purchases, each committing on its own, run on asyncpg
     directly (`core.db.driver_connection`: seven times less CPU per statement than an ORM
-    session): the worker's steps, paid several times per purchase, and the status poll, the
-    api's most frequent request. Rows come back as objects in no session."""
+    session): the worker's steps, paid several times per purchase, and the api's two most
+    frequent requests, the status poll and the usual submission. Rows come back as objects in
+    no session."""
 
     def __init__(self, connection: asyncpg.Connection) -> None:
         self.connection = connection

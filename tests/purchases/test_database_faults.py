@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
@@ -100,15 +100,35 @@ async def test_exhausted_pool_is_503_fast_and_recovers(
         assert recovered.status_code == 200, recovered.text
 
 
+async def _list(client: httpx.AsyncClient, account: Account) -> httpx.Response:
+    return await client.get("/api/payments", headers=account.headers)
+
+
+async def _poll(client: httpx.AsyncClient, account: Account) -> httpx.Response:
+    return await client.get(f"/api/payments/{uuid.uuid4()}", headers=account.headers)
+
+
+async def _submit(client: httpx.AsyncClient, account: Account) -> httpx.Response:
+    invoice_id = 8_000_000_000 + uuid.uuid4().int % 1_000_000_000
+    body = {"invoiceId": invoice_id, "purchaseId": f"outage-{invoice_id}", "productId": "coins_100"}
+    headers = {**account.headers, "Idempotency-Key": uuid.uuid4().hex}
+    return await client.post("/api/payments/verify", json=body, headers=headers)
+
+
 @pytest.mark.parametrize(
-    ("path", "answer"),
+    ("request_once", "answer"),
     [
-        ("/api/payments", 200),  # through an ORM session
-        (f"/api/payments/{uuid.uuid4()}", 404),  # the status poll: asyncpg directly
+        pytest.param(_list, 200, id="list, through an ORM session"),
+        pytest.param(_poll, 404, id="status poll, asyncpg directly"),
+        pytest.param(_submit, 202, id="submission, asyncpg directly"),
     ],
 )
 async def test_unreachable_database_is_503_fast_and_recovers(
-    settings: Settings, user_account: Account, path: str, answer: int
+    settings: Settings,
+    user_account: Account,
+    catalogue: None,
+    request_once: Callable[[httpx.AsyncClient, Account], Awaitable[httpx.Response]],
+    answer: int,
 ) -> None:
     database = urlsplit(settings.database_url)
     proxy = FaultProxy(database.port or 5432)
@@ -118,11 +138,11 @@ async def test_unreachable_database_is_503_fast_and_recovers(
         _own_api(settings, database_url=proxied, database_pool_timeout=POOL_TIMEOUT) as (_, url),
         httpx.AsyncClient(base_url=url, timeout=10) as client,
     ):
-        before = await client.get(path, headers=user_account.headers)
+        before = await request_once(client, user_account)
         proxy.set_mode("reset")  # the database's host goes away: every connection is cut
-        response, elapsed = await _timed(client.get(path, headers=user_account.headers))
+        response, elapsed = await _timed(request_once(client, user_account))
         proxy.set_mode("pass")
-        recovered = await client.get(path, headers=user_account.headers)
+        recovered = await request_once(client, user_account)
     proxy.stop()
 
     assert before.status_code == answer, before.text
