@@ -75,6 +75,7 @@ class Context:
         cpu_before = cpu_seconds(procs)
         with RssSampler(self.stack.procs) as rss:
             result = self.measure_load(spec)
+        self.stack.require_running()
         for name in ("web", "worker", "floor"):
             if name in procs and result.requests:
                 used = procs[name].cpu_seconds() - cpu_before[name]

@@ -48,7 +48,11 @@ async def resources(app: Litestar) -> AsyncIterator[None]:
     pool_size = load_settings().database_pool_size  # per process, as the api's
     app.state.pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
     app.state.redis = Redis.from_url(os.environ["REDIS_URL"])
-    await app.state.pool.execute(TABLE)
+    async with app.state.pool.acquire() as connection, connection.transaction():
+        # The server's processes start together, and CREATE TABLE IF NOT EXISTS run at the same
+        # moment by two of them can still fail on the catalogue's unique index: one at a time.
+        await connection.execute("SELECT pg_advisory_xact_lock(hashtext('floor_purchases'))")
+        await connection.execute(TABLE)
     try:
         yield
     finally:

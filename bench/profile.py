@@ -30,8 +30,15 @@ def _py_spy() -> str | None:
     return str(beside) if beside.exists() else shutil.which("py-spy")
 
 
-def start(proc: Proc, name: str, seconds: float) -> tuple[subprocess.Popen[bytes], Path] | None:
-    """Start sampling `proc` and its children for `seconds`; None without py-spy."""
+def start(
+    proc: Proc, name: str, seconds: float, *, gil: bool = False
+) -> tuple[subprocess.Popen[bytes], Path] | None:
+    """Start sampling `proc` and its children for `seconds`; None without py-spy.
+
+    `gil` samples only the thread holding the interpreter: a Dramatiq worker's threads mostly
+    wait in `threading` (py-spy cannot always tell such a wait from work), and with the GIL only
+    one thread of a process runs Python at a time anyway.
+    """
     py_spy = _py_spy()
     if py_spy is None:
         return None
@@ -39,7 +46,7 @@ def start(proc: Proc, name: str, seconds: float) -> tuple[subprocess.Popen[bytes
     argv = [
         py_spy, "record", "--pid", str(proc.popen.pid), "--subprocesses",
         "--duration", str(int(seconds)), "--rate", str(RATE), "--format", "raw",
-        "--output", str(output), "--nonblocking",
+        "--output", str(output), "--nonblocking", *(["--gil"] if gil else []),
     ]  # fmt: skip
     return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), output
 

@@ -203,6 +203,15 @@ class BenchStack:
         if (proc := self.procs.pop(name, None)) is not None:
             proc.stop()
 
+    def exited(self) -> list[Proc]:
+        return [proc for proc in self.procs.values() if proc.popen.poll() is not None]
+
+    def require_running(self) -> None:
+        """Fail the scenario when a server exited: a load against it measured only errors."""
+        if exited := self.exited():
+            names = ", ".join(f"{proc.name} (log: {proc.log_path})" for proc in exited)
+            raise RuntimeError(f"exited during the load: {names}")
+
     def start_worker(self) -> None:
         """The Procfile's worker, ready once Dramatiq's consumer has sent its first heartbeat."""
         client = redis.Redis.from_url(self.env["REDIS_URL"])
@@ -235,7 +244,7 @@ class BenchStack:
     def _wait(self, ready: Any, proc: Proc | None, what: str) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
         while not ready():
-            dead = [p for p in self.procs.values() if p.popen.poll() is not None]
+            dead = self.exited()
             if dead or time.monotonic() > deadline:
                 culprit = dead[0] if dead else proc
                 log = f" (log: {culprit.log_path})" if culprit else ""

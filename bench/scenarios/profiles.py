@@ -36,7 +36,7 @@ def _worker(ctx: Context) -> dict[str, Any]:
     ctx.stack.start_worker()
     try:
         seconds = 10.0 if ctx.quick else 30.0
-        sampling = profile.start(ctx.stack.procs["worker"], "worker-e2e", seconds)
+        sampling = profile.start(ctx.stack.procs["worker"], "worker-e2e", seconds, gil=True)
         started = time.monotonic()
         spec = ctx.spec(templates, CONCURRENCY, duration=None, warmup=0.0, total=count)
         ctx.measure("profile", f"{count} purchases e2e under py-spy", spec)
