@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from core.accounts.tokens import issue_access_token
 from core.catalogue.repository import ProductRepository
-from core.db import create_engine, create_sessionmaker, utcnow
+from core.db import create_engine, create_sessionmaker, session_driver, utcnow
 from core.points import service as points
 from core.points.models import EntryKind, EntrySource
 from core.purchases import service as purchases
@@ -116,9 +116,10 @@ async def grants(
     sessions: async_sessionmaker[AsyncSession], user_ids: list[uuid.UUID], amount: int
 ) -> None:
     async with sessions() as session:
+        ledger = await session_driver(session)
         for user_id in user_ids:
             await points.credit(
-                session, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
+                ledger, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
                 kind=EntryKind.GRANT, reason="bench",
             )  # fmt: skip
         await session.commit()

@@ -11,11 +11,12 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from sqlalchemy import MetaData, event, exc, func
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -69,8 +70,41 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     (`_refuse_closed_connection`).
     """
     async with engine.connect() as connection:
-        pooled = await connection.get_raw_connection()
-        yield pooled.driver_connection
+        driver = await _driver(connection)
+        try:
+            yield driver
+        finally:
+            if driver.is_in_transaction():
+                # A transaction its owner could not end (the connection broke, or the task was
+                # cancelled during ROLLBACK): the pool must never hand that connection out again.
+                await connection.invalidate()
+
+
+@asynccontextmanager
+async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
+    """`driver_connection` inside a transaction: committed when the block ends, rolled back when
+    it raises. For a few fixed statements that must commit together (the worker's credit)."""
+    async with driver_connection(engine) as connection, connection.transaction():
+        yield connection
+
+
+async def session_driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under `session`'s transaction, for statements run on the driver
+    that must commit or roll back with the session's (the ledger's, `LedgerStatements`).
+
+    SQLAlchemy's asyncpg adapter sends BEGIN only with the session's first statement; before
+    that a statement sent on the driver would commit alone, so a session that has sent none is
+    made to begin first.
+    """
+    connection = await session.connection()
+    driver = await _driver(connection)
+    if not driver.is_in_transaction():
+        await connection.exec_driver_sql("SELECT")
+    return driver
+
+
+async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
+    return cast(asyncpg.Connection, (await connection.get_raw_connection()).driver_connection)
 
 
 def async_database_url(url: str) -> str:

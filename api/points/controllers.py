@@ -17,6 +17,7 @@ from api.paging import PageLimit, id_cursor
 from api.points.schemas import AdjustIn, BalanceOut, HistoryPage, LedgerEntryOut, SpendIn
 from core.accounts.models import Role
 from core.accounts.tokens import AccessClaims
+from core.db import session_driver
 from core.points import service as points
 
 NEW_BALANCE = success_body(200, BalanceOut, "The balance after the change")
@@ -70,7 +71,7 @@ class PointsController(Controller):
     ) -> Response[bytes]:
         async def work() -> tuple[int, BalanceOut]:
             change = await points.spend(
-                db_session,
+                await session_driver(db_session),
                 request.user.user_id,
                 data.amount,
                 spend_id=uuid.uuid4().hex,

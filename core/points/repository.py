@@ -2,86 +2,88 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import cast
 
-from sqlalchemy import Table, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert
+import asyncpg
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.points.models import LedgerEntry, PointsAccount
 
-_ACCOUNTS = cast(Table, PointsAccount.__table__)
-_ENTRIES = cast(Table, LedgerEntry.__table__)
-
-_NEW_ACCOUNT = insert(_ACCOUNTS).values(
-    user_id=bindparam("user_id"), balance=0, debt=0, updated_at=bindparam("now")
-)
-LOCK_ACCOUNT = _NEW_ACCOUNT.on_conflict_do_update(
-    index_elements=[_ACCOUNTS.c.user_id], set_={"user_id": _NEW_ACCOUNT.excluded.user_id}
-).returning(*_ACCOUNTS.c)
+LOCK_ACCOUNT = """
+    INSERT INTO points_accounts AS a (user_id, balance, debt, updated_at) VALUES ($1, 0, 0, $2)
+    ON CONFLICT (user_id) DO UPDATE SET user_id = excluded.user_id
+    RETURNING a.*
+"""
 """Creates the account on first use and otherwise locks the existing row: ON CONFLICT DO UPDATE
 takes the same row lock as SELECT … FOR UPDATE and returns the committed row, in one round trip
-instead of an insert and a locking select. Built once, like `ENTRY` and `APPEND`: every credit
-and spend runs them, and building a statement cost more CPU than running it."""
-_ENTRY_FIELDS = [column.key for column in _ENTRIES.c if column.key != "id"]
-_NEW_ENTRY = (
-    insert(_ENTRIES)
-    .values({field: bindparam(f"new_{field}") for field in _ENTRY_FIELDS})
-    .returning(*_ENTRIES.c)
-    .cte("new_entry")
-)
-_ACCOUNT_AFTER = (
-    update(_ACCOUNTS)
-    .where(_ACCOUNTS.c.user_id == bindparam("new_user_id"))
-    .values(
-        balance=bindparam("new_balance_after"),
-        debt=bindparam("new_debt"),
-        updated_at=bindparam("new_created_at"),
+instead of an insert and a locking select."""
+
+ENTRY = "SELECT * FROM ledger_entries WHERE source = $1 AND source_id = $2 AND kind = $3"
+"""The duplicate check every credit, spend and clawback makes (its unique key's index)."""
+
+APPEND = """
+    WITH new_entry AS (
+        INSERT INTO ledger_entries (user_id, kind, amount, balance_after, source, source_id,
+                                    reason, created_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        RETURNING *
+    ), account_after AS (
+        UPDATE points_accounts SET balance = $4, debt = $9, updated_at = $8 WHERE user_id = $1
     )
-    .cte("account_after")
-)
-APPEND = select(_NEW_ENTRY).add_cte(_ACCOUNT_AFTER)
+    SELECT * FROM new_entry
+"""
 """The entry and the account's balance and debt after it (updated at the entry's time), in one
-statement: both or neither. Its parameters are named `new_<column>`: SQLAlchemy adds a parameter
-named like a column of the updated table to the UPDATE's SET list."""
-ENTRY = select(_ENTRIES).where(
-    _ENTRIES.c.source == bindparam("source"),
-    _ENTRIES.c.source_id == bindparam("source_id"),
-    _ENTRIES.c.kind == bindparam("kind"),
-)
-"""The duplicate check every credit, spend and clawback makes, on the table rather than the
-mapped class: loading the row into the session (its identity map and instance state) cost more
-CPU than the query, and the entry is only read."""
+statement: both or neither."""
 
 
-class PointsRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+class LedgerStatements:
+    """The ledger's writes, on the asyncpg connection of the caller's transaction
+    (`core.db.driver_transaction`, or `core.db.session_driver` under an ORM session).
+
+    Every credit, spend and clawback runs these three statements under the account's lock; an ORM
+    session spent several times PostgreSQL's own time on each (its unit of work, result rows and
+    greenlet bridge), and the worker credits every purchase. Rows come back as objects in no
+    session: they are only read, and changing one writes nothing until `append` stores it.
+    """
+
+    def __init__(self, connection: asyncpg.Connection) -> None:
+        self.connection = connection
 
     async def lock_account(self, user_id: uuid.UUID, now: dt.datetime) -> PointsAccount:
         """The user's account row, created on first use and locked until the transaction ends.
 
         Every change to one user's points takes this lock first, so the duplicate check and the
-        balance arithmetic that follow cannot race another job or request for the same user
-        (`LOCK_ACCOUNT` says how). The account comes back in no session: changing it writes
-        nothing until `append` stores it with the entry that changed it.
+        balance arithmetic that follow cannot race another job or request for the same user.
         """
-        result = await self.session.execute(LOCK_ACCOUNT, {"user_id": user_id, "now": now})
-        return PointsAccount(**result.one()._mapping)
+        return PointsAccount(**await self.connection.fetchrow(LOCK_ACCOUNT, user_id, now))
 
     async def find_entry(self, source: str, source_id: str, kind: str) -> LedgerEntry | None:
-        result = await self.session.execute(
-            ENTRY, {"source": source, "source_id": source_id, "kind": kind}
-        )
-        row = result.one_or_none()
-        return None if row is None else LedgerEntry(**row._mapping)
+        row = await self.connection.fetchrow(ENTRY, str(source), source_id, str(kind))
+        return None if row is None else LedgerEntry(**row)
 
     async def append(self, entry: LedgerEntry, account: PointsAccount) -> LedgerEntry:
         """Insert `entry` and store `account`'s balance and debt as they are after it; the entry
-        as inserted (its id), in no session."""
-        values = {f"new_{field}": getattr(entry, field) for field in _ENTRY_FIELDS}
-        result = await self.session.execute(APPEND, {**values, "new_debt": account.debt})
-        return LedgerEntry(**result.one()._mapping)
+        as inserted (its id)."""
+        row = await self.connection.fetchrow(
+            APPEND,
+            entry.user_id,
+            str(entry.kind),
+            entry.amount,
+            entry.balance_after,
+            str(entry.source),
+            entry.source_id,
+            entry.reason,
+            entry.created_at,
+            account.debt,
+        )
+        return LedgerEntry(**row)
+
+
+class PointsRepository:
+    """The api's reads of a user's points."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
     async def account(self, user_id: uuid.UUID) -> PointsAccount | None:
         return await self.session.get(PointsAccount, user_id)

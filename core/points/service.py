@@ -1,5 +1,8 @@
 """Changes to a user's points. Each call runs inside the caller's transaction and is idempotent on
 (source, source id, kind): a repeated job or request finds its entry and changes nothing.
+`credit`, `spend` and `claw_back` take the transaction's asyncpg connection
+(`core.db.driver_transaction`, or `core.db.session_driver` under an ORM session): see
+`LedgerStatements` for why.
 
 Refund policy: when RuStore refunds or reverses a purchase whose points were partly spent, we take
 back what the balance holds and record the rest as the account's debt. The balance never goes
@@ -12,15 +15,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.repository import UserRepository
 from core.audit import service as audit
 from core.audit.models import Target
-from core.db import utcnow
+from core.db import session_driver, utcnow
 from core.errors import ConflictError, InvalidRequestError, NotFoundError, UnprocessableError
 from core.points.models import EntryKind, EntrySource, LedgerEntry, PointsAccount
-from core.points.repository import PointsRepository
+from core.points.repository import LedgerStatements, PointsRepository
 
 POINTS_LIMIT = 2**31 - 1
 """Balances, debts and entries are PostgreSQL integers: a change past this is refused with a 422
@@ -45,7 +49,7 @@ class Change:
 
 
 async def credit(
-    session: AsyncSession,
+    connection: asyncpg.Connection,
     user_id: uuid.UUID,
     amount: int,
     *,
@@ -56,7 +60,7 @@ async def credit(
 ) -> Change:
     """Add points (a purchase, a grant or a refunded spend), paying any debt off first."""
     _require_positive(amount)
-    ledger = PointsRepository(session)
+    ledger = LedgerStatements(connection)
     account = await ledger.lock_account(user_id, utcnow())
     if await ledger.find_entry(source, source_id, kind):
         return Change((), account.balance, account.debt)
@@ -74,11 +78,11 @@ async def credit(
 
 
 async def spend(
-    session: AsyncSession, user_id: uuid.UUID, amount: int, *, spend_id: str, reason: str
+    connection: asyncpg.Connection, user_id: uuid.UUID, amount: int, *, spend_id: str, reason: str
 ) -> Change:
     """Take points the user has; never drives the balance below zero."""
     _require_positive(amount)
-    ledger = PointsRepository(session)
+    ledger = LedgerStatements(connection)
     account = await ledger.lock_account(user_id, utcnow())
     if await ledger.find_entry(EntrySource.SPEND, spend_id, EntryKind.SPEND):
         return Change((), account.balance, account.debt)
@@ -93,7 +97,7 @@ async def spend(
 
 
 async def claw_back(
-    session: AsyncSession,
+    connection: asyncpg.Connection,
     user_id: uuid.UUID,
     amount: int,
     *,
@@ -103,7 +107,7 @@ async def claw_back(
 ) -> Change:
     """Take back `amount`: what the balance holds now, the rest becomes debt (see module doc)."""
     _require_positive(amount)
-    ledger = PointsRepository(session)
+    ledger = LedgerStatements(connection)
     account = await ledger.lock_account(user_id, utcnow())
     if await ledger.find_entry(source, source_id, EntryKind.CLAWBACK):
         return Change((), account.balance, account.debt)
@@ -121,9 +125,9 @@ async def grant(
 ) -> Change:
     """An admin's gift, audited; each call is a new entry (the api's Idempotency-Key guards
     repeats)."""
-    before = await _locked_standing(session, user_id)
+    connection, before = await _locked_standing(session, user_id)
     change = await credit(
-        session, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
+        connection, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
         kind=EntryKind.GRANT, reason=reason,
     )  # fmt: skip
     await _audit(session, actor, "points.grant", user_id, amount, reason, before, change)
@@ -134,20 +138,24 @@ async def take_back(
     session: AsyncSession, user_id: uuid.UUID, amount: int, *, reason: str, actor: audit.Actor
 ) -> Change:
     """An admin's correction, audited, under the same debt policy as a refund."""
-    before = await _locked_standing(session, user_id)
+    connection, before = await _locked_standing(session, user_id)
     change = await claw_back(
-        session, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
+        connection, user_id, amount, source=EntrySource.ADMIN, source_id=uuid.uuid4().hex,
         reason=reason,
     )  # fmt: skip
     await _audit(session, actor, "points.clawback", user_id, amount, reason, before, change)
     return change
 
 
-async def _locked_standing(session: AsyncSession, user_id: uuid.UUID) -> dict[str, int]:
-    """A known user's balance and debt before an admin change, under the account lock."""
+async def _locked_standing(
+    session: AsyncSession, user_id: uuid.UUID
+) -> tuple[asyncpg.Connection, dict[str, int]]:
+    """A known user's balance and debt before an admin change, under the account lock, and the
+    connection of the session's transaction that holds it."""
     await _require_user(session, user_id)
-    account = await PointsRepository(session).lock_account(user_id, utcnow())
-    return {"balance": account.balance, "debt": account.debt}
+    connection = await session_driver(session)
+    account = await LedgerStatements(connection).lock_account(user_id, utcnow())
+    return connection, {"balance": account.balance, "debt": account.debt}
 
 
 async def _audit(
@@ -185,7 +193,7 @@ async def history(
 
 
 async def _append(
-    ledger: PointsRepository,
+    ledger: LedgerStatements,
     account: PointsAccount,
     kind: EntryKind,
     amount: int,

@@ -21,12 +21,16 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core import metrics
 from core.catalogue.models import Product
-from core.db import create_sessionmaker, utcnow
+from core.db import create_sessionmaker, driver_transaction, utcnow
 from core.failpoints import failpoint
 from core.points import service as points
 from core.points.models import EntrySource
 from core.purchases.models import OPEN_STATES, Purchase, PurchaseState
-from core.purchases.repository import PurchaseRepository, purchase_statements
+from core.purchases.repository import (
+    PurchaseRepository,
+    PurchaseStatements,
+    purchase_statements,
+)
 from core.purchases.timeline import PurchaseEventRecorder
 from core.rustore import (
     InvoicePayment,
@@ -74,11 +78,10 @@ class Verdict:
 
 class PurchaseVerifier:
     """Each step but the credit is one statement on the driver connection (`purchase_statements`);
-    the credit is a transaction with the ledger's, in an ORM session."""
+    the credit is the state change and the ledger's statements in one transaction on it."""
 
     def __init__(self, engine: AsyncEngine, rustore: RuStoreClient, app_id: int) -> None:
         self.engine = engine
-        self.sessions = create_sessionmaker(engine)
         self.rustore = rustore
         self.app_id = app_id
         self.events = PurchaseEventRecorder(engine)
@@ -239,8 +242,8 @@ class PurchaseVerifier:
     async def _credit(
         self, purchase: Purchase, owner_id: uuid.UUID, product: Product, invoice: InvoicePayment
     ) -> None:
-        async with self.sessions() as session:
-            credited = await PurchaseRepository(session).transition(
+        async with driver_transaction(self.engine) as connection:
+            credited = await PurchaseStatements(connection).transition(
                 purchase.id,
                 OPEN_STATES,
                 state=PurchaseState.CREDITED,
@@ -252,14 +255,13 @@ class PurchaseVerifier:
             )
             if credited is not None and product.points:
                 await points.credit(
-                    session,
+                    connection,
                     owner_id,
                     product.points,
                     source=EntrySource.PURCHASE,
                     source_id=str(purchase.id),
                     reason=f"purchase of {product.product_id}",
                 )
-            await session.commit()
         failpoint("purchase.after_commit")
         if credited is None:
             # A concurrent delivery of the same purchase got there first and credited it.
@@ -316,6 +318,7 @@ class RefundSync:
     """Re-reads a credited purchase and, when RuStore refunded or reversed it, takes points back."""
 
     def __init__(self, engine: AsyncEngine, rustore: RuStoreClient) -> None:
+        self.engine = engine
         self.sessions = create_sessionmaker(engine)
         self.rustore = rustore
         self.events = PurchaseEventRecorder(engine)
@@ -333,8 +336,8 @@ class RefundSync:
         if invoice.status not in (InvoiceStatus.REFUNDED, InvoiceStatus.REVERSED):
             return
         reason = REFUSED[invoice.status]
-        async with self.sessions() as session:
-            refunded = await PurchaseRepository(session).transition(
+        async with driver_transaction(self.engine) as connection:
+            refunded = await PurchaseStatements(connection).transition(
                 purchase.id,
                 {PurchaseState.CREDITED},
                 state=PurchaseState.REFUNDED,
@@ -343,12 +346,11 @@ class RefundSync:
             )
             if refunded is not None and purchase.points_credited:
                 await points.claw_back(
-                    session,
+                    connection,
                     purchase.user_id,
                     purchase.points_credited,
                     source=EntrySource.PURCHASE,
                     source_id=str(purchase.id),
                     reason=reason,
                 )
-            await session.commit()
         log.info("purchase.refunded", purchase_id=str(purchase.id), points=purchase.points_credited)

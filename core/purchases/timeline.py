@@ -43,12 +43,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from core.audit import service as audit
 from core.audit.models import Target
-from core.db import utcnow
+from core.db import session_driver, utcnow
 from core.errors import NotFoundError
 from core.notifications.models import RuStoreNotification
 from core.notifications.repository import NotificationRepository
 from core.points.models import EntryKind, EntrySource
-from core.points.repository import PointsRepository
+from core.points.repository import LedgerStatements
 from core.purchases.models import Purchase, PurchaseEvent, PurchaseEventKind, PurchaseState
 from core.purchases.repository import (
     NewEvent,
@@ -135,7 +135,7 @@ def _from_event(row: PurchaseEvent) -> TimelineEvent:
 
 
 async def _from_ledger(session: AsyncSession, purchase: Purchase) -> list[TimelineEvent]:
-    ledger = PointsRepository(session)
+    ledger = LedgerStatements(await session_driver(session))
     source_id = str(purchase.id)
     events = []
     credit = await ledger.find_entry(EntrySource.PURCHASE, source_id, EntryKind.CREDIT)

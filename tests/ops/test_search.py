@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from core.db import create_sessionmaker, utcnow
+from core.db import create_sessionmaker, session_driver, utcnow
 from core.errors import InvalidRequestError, NotFoundError
 from core.ops import search
 from core.points import service as points
@@ -151,11 +151,12 @@ async def test_users_are_found_by_id_and_email_and_have_a_card(
     db_session: AsyncSession, bought: Bought, user_account: Account
 ) -> None:
     user_id = uuid.UUID(user_account.user_id)
+    ledger = await session_driver(db_session)
     await points.credit(
-        db_session, user_id, 70, source=EntrySource.PURCHASE, source_id=str(bought.purchase.id)
+        ledger, user_id, 70, source=EntrySource.PURCHASE, source_id=str(bought.purchase.id)
     )
     await points.claw_back(
-        db_session, user_id, 100, source=EntrySource.PURCHASE, source_id=str(bought.purchase.id),
+        ledger, user_id, 100, source=EntrySource.PURCHASE, source_id=str(bought.purchase.id),
         reason="refunded",
     )  # fmt: skip
     await db_session.commit()

@@ -1,4 +1,6 @@
-"""Pooled database connections the server closed are replaced at checkout, without a ping."""
+"""Pooled database connections: one the server closed is replaced at checkout, without a ping;
+one left inside a transaction is never handed out again; a session's driver connection is inside
+the session's transaction."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import msgspec
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import create_engine
+from core.db import create_engine, create_sessionmaker, driver_connection, session_driver
 from core.settings import Settings
 
 BACKEND_PID = text("SELECT pg_backend_pid()")
@@ -52,3 +54,34 @@ async def test_checkout_sends_nothing_to_the_server(settings: Settings) -> None:
         assert sent == ["BEGIN;", "ROLLBACK;"]
     finally:
         await own.dispose()
+
+
+async def test_a_driver_connection_left_in_a_transaction_is_not_pooled_again(
+    settings: Settings,
+) -> None:
+    """The pool's reset on return does not see a transaction begun on the driver itself, so a
+    block that could not end one (a broken connection, a cancelled ROLLBACK) must not hand the
+    next caller a connection still inside it."""
+    own = create_engine(msgspec.structs.replace(settings, database_pool_size=1))
+    try:
+        async with driver_connection(own) as connection:
+            await connection.execute("BEGIN")
+            abandoned = connection
+
+        async with driver_connection(own) as connection:
+            assert connection is not abandoned
+            assert not connection.is_in_transaction()
+    finally:
+        await own.dispose()
+
+
+async def test_a_sessions_driver_connection_is_inside_the_sessions_transaction(
+    engine: AsyncEngine,
+) -> None:
+    """SQLAlchemy begins lazily; statements sent on the driver before the session sent one of its
+    own would otherwise commit alone, outside the session's rollback."""
+    async with create_sessionmaker(engine)() as session:
+        driver = await session_driver(session)
+        assert driver.is_in_transaction()
+        await session.rollback()
+        assert not driver.is_in_transaction()

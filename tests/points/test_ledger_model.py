@@ -15,6 +15,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
 
+import asyncpg
 import pytest
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
@@ -26,10 +27,9 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.accounts.repository import UserRepository
-from core.db import create_engine, create_sessionmaker
+from core.db import create_engine, create_sessionmaker, session_driver
 from core.points import service as points
 from core.points.models import EntryKind, EntrySource
 from core.points.service import InsufficientPoints
@@ -38,7 +38,7 @@ from tests.fixtures.accounts import unique_email
 from tests.fixtures.points import Audit, read_audit
 
 AMOUNTS = st.integers(min_value=1, max_value=300)
-Operation = Callable[[AsyncSession], Awaitable[points.Change]]
+Operation = Callable[[asyncpg.Connection], Awaitable[points.Change]]
 
 
 @dataclass
@@ -114,10 +114,10 @@ class LedgerMachine(RuleBasedStateMachine):
             if crash:
                 async with self.sessions() as session:
                     with suppress(InsufficientPoints):
-                        await operation(session)
+                        await operation(await session_driver(session))
                     await session.rollback()
             async with self.sessions() as session:
-                change = await operation(session)
+                change = await operation(await session_driver(session))
                 await session.commit()
             return change
 

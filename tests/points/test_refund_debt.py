@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.db import create_sessionmaker
+from core.db import driver_transaction
 from core.points import service as points
 from core.points.models import EntrySource
 from tests.fixtures.accounts import Account
@@ -29,25 +29,21 @@ class Ledger:
     """The pipeline's side of one user's points: purchase credits and refunds, each committed."""
 
     def __init__(self, engine: AsyncEngine, user_id: uuid.UUID) -> None:
-        self.sessions = create_sessionmaker(engine)
+        self.engine = engine
         self.user_id = user_id
 
     async def credit(self, purchase_id: str, amount: int) -> points.Change:
-        async with self.sessions() as session:
-            change = await points.credit(
-                session, self.user_id, amount, source=EntrySource.PURCHASE, source_id=purchase_id
+        async with driver_transaction(self.engine) as connection:
+            return await points.credit(
+                connection, self.user_id, amount, source=EntrySource.PURCHASE, source_id=purchase_id
             )
-            await session.commit()
-        return change
 
     async def refund(self, purchase_id: str, amount: int) -> points.Change:
-        async with self.sessions() as session:
-            change = await points.claw_back(
-                session, self.user_id, amount, source=EntrySource.PURCHASE,
+        async with driver_transaction(self.engine) as connection:
+            return await points.claw_back(
+                connection, self.user_id, amount, source=EntrySource.PURCHASE,
                 source_id=purchase_id, reason="RuStore refunded the purchase",
             )  # fmt: skip
-            await session.commit()
-        return change
 
 
 async def _history(client: httpx.AsyncClient, account: Account) -> list[dict[str, Any]]:

@@ -19,10 +19,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.app import create_app
 from api.request_context import RequestContext
 from chaos.proxy import FaultProxy
-from core.db import create_sessionmaker, utcnow
+from core.db import create_sessionmaker, driver_transaction, session_driver, utcnow
 from core.points import service as points
 from core.points.models import EntrySource
-from core.points.repository import PointsRepository
+from core.points.repository import LedgerStatements
 from core.settings import Settings
 from tests.fixtures.accounts import Account
 from tests.fixtures.platform import serve
@@ -66,12 +66,11 @@ async def test_spend_on_a_locked_points_row_is_503_fast_and_then_succeeds(
     client: httpx.AsyncClient, user_account: Account, engine: AsyncEngine, records: Records
 ) -> None:
     user_id = uuid.UUID(user_account.user_id)
-    async with create_sessionmaker(engine)() as session:
-        await points.credit(session, user_id, GRANT, source=EntrySource.ADMIN, source_id="seed")
-        await session.commit()
+    async with driver_transaction(engine) as connection:
+        await points.credit(connection, user_id, GRANT, source=EntrySource.ADMIN, source_id="seed")
 
     async with create_sessionmaker(engine)() as holder:
-        await PointsRepository(holder).lock_account(user_id, utcnow())
+        await LedgerStatements(await session_driver(holder)).lock_account(user_id, utcnow())
         response, elapsed = await _timed(_spend(client, user_account, 10))
         await holder.rollback()
 
