@@ -4,6 +4,7 @@ by itself once the database is back."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,6 +15,7 @@ import httpx
 import msgspec
 import pytest
 from litestar import Litestar
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.app import create_app
@@ -45,6 +47,28 @@ async def _timed(call: Awaitable[httpx.Response]) -> tuple[httpx.Response, float
     started = time.monotonic()
     response = await call
     return response, time.monotonic() - started
+
+
+@asynccontextmanager
+async def _api_behind_a_proxy(
+    settings: Settings,
+) -> AsyncIterator[tuple[FaultProxy, httpx.AsyncClient]]:
+    """An api whose database connections all pass through a fault proxy, and a client for it."""
+    database = urlsplit(settings.database_url)
+    proxy = FaultProxy(database.port or 5432)
+    proxy.start()
+    proxied = database._replace(netloc=f"{database.username}@127.0.0.1:{proxy.port}").geturl()
+    try:
+        async with (
+            _own_api(settings, database_url=proxied, database_pool_timeout=POOL_TIMEOUT) as (
+                _,
+                url,
+            ),
+            httpx.AsyncClient(base_url=url, timeout=10) as client,
+        ):
+            yield proxy, client
+    finally:
+        proxy.stop()
 
 
 @asynccontextmanager
@@ -129,21 +153,58 @@ async def test_unreachable_database_is_503_fast_and_recovers(
     request_once: Callable[[httpx.AsyncClient, Account], Awaitable[httpx.Response]],
     answer: int,
 ) -> None:
-    database = urlsplit(settings.database_url)
-    proxy = FaultProxy(database.port or 5432)
-    proxy.start()
-    proxied = database._replace(netloc=f"{database.username}@127.0.0.1:{proxy.port}").geturl()
-    async with (
-        _own_api(settings, database_url=proxied, database_pool_timeout=POOL_TIMEOUT) as (_, url),
-        httpx.AsyncClient(base_url=url, timeout=10) as client,
-    ):
+    async with _api_behind_a_proxy(settings) as (proxy, client):
         before = await request_once(client, user_account)
         proxy.set_mode("reset")  # the database's host goes away: every connection is cut
         response, elapsed = await _timed(request_once(client, user_account))
         proxy.set_mode("pass")
         recovered = await request_once(client, user_account)
-    proxy.stop()
 
     assert before.status_code == answer, before.text
     _assert_unavailable(response, elapsed)
     assert recovered.status_code == answer, recovered.text
+
+
+WAITING_ON_A_LOCK = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def test_a_connection_cut_in_the_middle_of_a_spend_is_503_and_spends_nothing(
+    settings: Settings, user_account: Account, engine: AsyncEngine, records: Records
+) -> None:
+    """The ledger's statements run on asyncpg directly; a connection lost while one of them
+    runs (here: waiting for the account's lock) is an outage like any other, not a 500."""
+    user_id = uuid.UUID(user_account.user_id)
+    seed = uuid.uuid4().hex  # source ids are unique across users, like a purchase's id
+    async with driver_transaction(engine) as connection:
+        await points.credit(connection, user_id, GRANT, source=EntrySource.ADMIN, source_id=seed)
+
+    async with _api_behind_a_proxy(settings) as (proxy, client):
+        warm = await client.get("/api/points/balance", headers=user_account.headers)
+        assert warm.status_code == 200, warm.text  # the pool's connections are open
+        async with create_sessionmaker(engine)() as holder:
+            await LedgerStatements(await session_driver(holder)).lock_account(user_id, utcnow())
+            spend = asyncio.ensure_future(_timed(_spend(client, user_account, 10)))
+            await _until_waiting_on_a_lock(engine)
+            proxy.set_mode("reset")
+            response, elapsed = await spend
+            await holder.rollback()
+        entries = await records.ledger_of_user(user_account.user_id)
+        proxy.set_mode("pass")
+        recovered = await _spend(client, user_account, 10)
+
+    _assert_unavailable(response, elapsed)
+    assert [entry.source_id for entry in entries] == [seed]  # nothing partial
+    assert recovered.status_code == 200, recovered.text
+    assert recovered.json()["balance"] == GRANT - 10
+
+
+async def _until_waiting_on_a_lock(engine: AsyncEngine) -> None:
+    """Return once a backend waits for a row lock (its lock_timeout is 2 s)."""
+    deadline = time.monotonic() + 5
+    async with engine.connect() as connection:
+        while not (await connection.execute(WAITING_ON_A_LOCK)).scalar_one():
+            assert time.monotonic() < deadline, "the spend never waited for the account's lock"
+            await asyncio.sleep(0.02)
