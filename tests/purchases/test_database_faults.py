@@ -79,6 +79,28 @@ async def _own_api(settings: Settings, **overrides: object) -> AsyncIterator[tup
         yield app, url
 
 
+async def _grant(engine: AsyncEngine, account: Account) -> str:
+    """Fund the account with GRANT points, committed; the entry's source id (fresh: source ids
+    are unique across users, like a purchase's id)."""
+    source_id = uuid.uuid4().hex
+    async with driver_transaction(engine) as connection:
+        await points.credit(
+            connection, uuid.UUID(account.user_id), GRANT, source=EntrySource.ADMIN,
+            source_id=source_id,
+        )  # fmt: skip
+    return source_id
+
+
+@asynccontextmanager
+async def _wallet_locked(engine: AsyncEngine, account: Account) -> AsyncIterator[None]:
+    """Another transaction holds the account's row lock until the block ends (closing the
+    session rolls it back)."""
+    async with create_sessionmaker(engine)() as holder:
+        ledger = LedgerStatements(await session_driver(holder))
+        await ledger.lock_account(uuid.UUID(account.user_id), utcnow())
+        yield
+
+
 async def _spend(client: httpx.AsyncClient, account: Account, amount: int) -> httpx.Response:
     headers = {**account.headers, "Idempotency-Key": uuid.uuid4().hex}
     return await client.post(
@@ -89,17 +111,14 @@ async def _spend(client: httpx.AsyncClient, account: Account, amount: int) -> ht
 async def test_spend_on_a_locked_points_row_is_503_fast_and_then_succeeds(
     client: httpx.AsyncClient, user_account: Account, engine: AsyncEngine, records: Records
 ) -> None:
-    user_id = uuid.UUID(user_account.user_id)
-    async with driver_transaction(engine) as connection:
-        await points.credit(connection, user_id, GRANT, source=EntrySource.ADMIN, source_id="seed")
+    seed = await _grant(engine, user_account)
 
-    async with create_sessionmaker(engine)() as holder:
-        await LedgerStatements(await session_driver(holder)).lock_account(user_id, utcnow())
+    async with _wallet_locked(engine, user_account):
         response, elapsed = await _timed(_spend(client, user_account, 10))
-        await holder.rollback()
 
     _assert_unavailable(response, elapsed)
-    assert len(await records.ledger_of_user(user_account.user_id)) == 1  # nothing partial
+    entries = await records.ledger_of_user(user_account.user_id)
+    assert [entry.source_id for entry in entries] == [seed]  # nothing partial
     recovered = await _spend(client, user_account, 10)
     assert recovered.status_code == 200, recovered.text
     assert recovered.json()["balance"] == GRANT - 10
@@ -176,21 +195,16 @@ async def test_a_connection_cut_in_the_middle_of_a_spend_is_503_and_spends_nothi
 ) -> None:
     """The ledger's statements run on asyncpg directly; a connection lost while one of them
     runs (here: waiting for the account's lock) is an outage like any other, not a 500."""
-    user_id = uuid.UUID(user_account.user_id)
-    seed = uuid.uuid4().hex  # source ids are unique across users, like a purchase's id
-    async with driver_transaction(engine) as connection:
-        await points.credit(connection, user_id, GRANT, source=EntrySource.ADMIN, source_id=seed)
+    seed = await _grant(engine, user_account)
 
     async with _api_behind_a_proxy(settings) as (proxy, client):
         warm = await client.get("/api/points/balance", headers=user_account.headers)
         assert warm.status_code == 200, warm.text  # the pool's connections are open
-        async with create_sessionmaker(engine)() as holder:
-            await LedgerStatements(await session_driver(holder)).lock_account(user_id, utcnow())
+        async with _wallet_locked(engine, user_account):
             spend = asyncio.ensure_future(_timed(_spend(client, user_account, 10)))
             await _until_waiting_on_a_lock(engine)
             proxy.set_mode("reset")
             response, elapsed = await spend
-            await holder.rollback()
         entries = await records.ledger_of_user(user_account.user_id)
         proxy.set_mode("pass")
         recovered = await _spend(client, user_account, 10)
