@@ -1,7 +1,9 @@
-"""The async SQLAlchemy engine, sessions and the declarative base.
+"""The async SQLAlchemy engine, sessions and the declarative base, and the pooled connections'
+own asyncpg connections for the few hot statements run on the driver directly.
 
-Services take an `AsyncSession` and never commit on their own; the caller (a controller or an
-actor) owns the transaction, so each recovery point in a job is one short, explicit commit.
+Services take an `AsyncSession` (the ledger's changes: the transaction's asyncpg connection) and
+never commit on their own; the caller (a controller or an actor) owns the transaction, so each
+recovery point in a job is one short, explicit commit.
 """
 
 from __future__ import annotations
