@@ -4,6 +4,8 @@ notifications about it and what admins did to it."""
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 
 import pytest
@@ -22,12 +24,29 @@ from tests.fixtures.webhooks import Webhooks
 
 pytestmark = pytest.mark.usefixtures("pipeline_worker")
 
+CALLS_WRITTEN_WITHIN = 5.0
 READ_FAULT_TIMES = 5
 """More than the RuStore client's own 4 attempts: the job's first attempt fails and is retried."""
 
 
 def _steps(events: list[TimelineEvent]) -> list[tuple[str, str | None, str | None]]:
     return [(event.kind, event.method, event.outcome) for event in events]
+
+
+async def _timeline_with_calls(
+    session: AsyncSession, purchase_id: uuid.UUID, calls: int
+) -> list[TimelineEvent]:
+    """The timeline once the worker has written `calls` RuStore calls. An attempt's calls are
+    written in one INSERT when the attempt ends (`PurchaseEventRecorder.held`), a moment after
+    the credit it led to has committed."""
+    deadline = time.monotonic() + CALLS_WRITTEN_WITHIN
+    while True:
+        events = await purchase_timeline(session, purchase_id)
+        if sum(event.kind == "rustore_call" for event in events) >= calls:
+            return events
+        assert time.monotonic() < deadline, f"only these were written: {_steps(events)}"
+        await session.rollback()
+        await asyncio.sleep(0.05)
 
 
 async def test_timeline_of_a_purchase_that_needed_a_retry(
@@ -41,7 +60,7 @@ async def test_timeline_of_a_purchase_that_needed_a_retry(
     final = await records.wait_final(response.json()["id"], within=40)
     assert final.state == "credited", final.failure_reason
 
-    events = await purchase_timeline(db_session, final.id)
+    events = await _timeline_with_calls(db_session, final.id, calls=4)
 
     assert _steps(events) == [
         ("submitted", None, None),
