@@ -79,6 +79,12 @@ class FaultProxy:
             self._loop.run_forever()
         finally:
             server.close()
+            # A connection that closed as the loop stopped leaves its task one step from done;
+            # finish every task here rather than leave them to be destroyed pending.
+            pending = asyncio.all_tasks(self._loop)
+            for task in pending:
+                task.cancel()
+            self._loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         mode = self.mode

@@ -8,17 +8,18 @@ recovery point in a job is one short, explicit commit.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
+import weakref
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from functools import cache
 from typing import Any, cast
 
 import asyncpg
-from sqlalchemy import MetaData, event, exc, func
+from sqlalchemy import Engine, MetaData, event, exc, func
 from sqlalchemy.ext.asyncio import (
-    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -26,6 +27,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import DateTime
+from sqlalchemy.util import await_only
 
 from core.settings import Settings, get_settings
 
@@ -60,27 +62,30 @@ def utcnow() -> dt.datetime:
 
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """A pooled connection's own asyncpg connection, on which each statement commits alone.
+    """A connection from the engine's driver pool, on which each statement commits alone.
 
-    For the hottest single statements (core/purchases/repository.py, `PurchaseStatements`):
-    a statement run here cost 45 µs of CPU at 20 in flight, against 350 µs through an ORM
-    session (its unit of work, SQLAlchemy's execution context and result rows, and the greenlet
-    bridge each async call crosses), more than PostgreSQL spends running it. What it gives up is
-    SQLAlchemy's statement building and error wrapping, so it suits a few fixed statements only.
-    A transaction begun here must end here (`driver_transaction` does that): the pool's reset on
-    return does not see it, so a connection left inside one is invalidated, never pooled again.
-    A connection the server dropped is still caught on the next checkout
-    (`_refuse_closed_connection`).
+    For the hottest single statements (core/purchases/repository.py, `PurchaseStatements`, and
+    the worker's credit): a statement run here cost 45 µs of CPU at 20 in flight, against 350 µs
+    through an ORM session (its unit of work, SQLAlchemy's execution context and result rows, and
+    the greenlet bridge each async call crosses), more than PostgreSQL spends running it. What it
+    gives up is SQLAlchemy's statement building and error wrapping, so it suits a few fixed
+    statements only. The pool is asyncpg's own (`DriverPool`), not the engine's: a checkout from
+    SQLAlchemy's pool crosses the greenlet bridge twice and cost 130 µs, one from asyncpg's 50.
+    A transaction begun here must end here (`driver_transaction` does that); a connection left
+    inside one is closed, never pooled again.
     """
-    async with engine.connect() as connection:
-        driver = await _driver(connection)
+    driver_pool = _driver_pools[engine.sync_engine]
+    pool = await driver_pool.opened()
+    async with pool.acquire(timeout=driver_pool.settings.database_pool_timeout) as connection:
         try:
-            yield driver
+            yield connection
         finally:
-            if driver.is_in_transaction():
-                # A transaction its owner could not end (the connection broke, or the task was
-                # cancelled during ROLLBACK): the pool must never hand that connection out again.
-                await connection.invalidate()
+            # A connection that broke is back in the pool already, closed (asyncpg's proxy for it
+            # then raises InterfaceError); one left inside a transaction (the task was cancelled
+            # during ROLLBACK) must never be handed out again.
+            with suppress(asyncpg.InterfaceError):
+                if connection.is_in_transaction():
+                    connection.terminate()
 
 
 @asynccontextmanager
@@ -100,14 +105,11 @@ async def session_driver(session: AsyncSession) -> asyncpg.Connection:
     made to begin first.
     """
     connection = await session.connection()
-    driver = await _driver(connection)
+    raw = await connection.get_raw_connection()
+    driver = cast(asyncpg.Connection, raw.driver_connection)
     if not driver.is_in_transaction():
         await connection.exec_driver_sql("SELECT")
     return driver
-
-
-async def _driver(connection: AsyncConnection) -> asyncpg.Connection:
-    return cast(asyncpg.Connection, (await connection.get_raw_connection()).driver_connection)
 
 
 def async_database_url(url: str) -> str:
@@ -116,6 +118,12 @@ def async_database_url(url: str) -> str:
     if scheme in ("postgres", "postgresql"):
         return f"postgresql+asyncpg{sep}{rest}"
     return url
+
+
+def driver_database_url(url: str) -> str:
+    """The same URL as asyncpg itself takes it: `postgresql://`, whichever form was given."""
+    scheme, sep, rest = url.partition("://")
+    return f"postgresql{sep}{rest}" if scheme.startswith("postgres") else url
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -129,13 +137,19 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=settings.database_pool_timeout,
         connect_args={
             "timeout": settings.database_pool_timeout,
-            # A row another transaction holds longer than this fails the statement (503) instead
-            # of stalling a request or a job behind it.
-            "server_settings": {"lock_timeout": f"{settings.database_lock_timeout * 1000:.0f}"},
+            "server_settings": lock_timeout_setting(settings),
         },
     )
     event.listen(engine.sync_engine, "checkout", _refuse_closed_connection)
+    driver_pool = _driver_pools[engine.sync_engine] = DriverPool(settings)
+    event.listen(engine.sync_engine, "engine_disposed", driver_pool.close_in_dispose)
     return engine
+
+
+def lock_timeout_setting(settings: Settings) -> dict[str, str]:
+    """A row another transaction holds longer than this fails the statement (503) instead of
+    stalling a request or a job behind it."""
+    return {"lock_timeout": f"{settings.database_lock_timeout * 1000:.0f}"}
 
 
 def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -150,6 +164,63 @@ def _refuse_closed_connection(dbapi_connection: Any, _record: Any, _proxy: Any) 
     """
     if dbapi_connection.driver_connection.is_closed():
         raise exc.DisconnectionError("the server closed this pooled connection")
+
+
+class DriverPool:
+    """asyncpg's pool beside an engine's, for `driver_connection`: the same database, size,
+    timeouts and lock timeout, opened in the event loop of its first checkout (asyncpg binds a
+    pool to a loop) and closed with the engine (`engine.dispose()`).
+
+    Connections are opened as needed and closed after five idle minutes. The reset on return is
+    only asyncpg's own bookkeeping, not its default RESET ALL, UNLISTEN and unlock round trip:
+    these connections run fixed statements that leave no session state behind, and
+    `driver_connection` closes one left inside a transaction.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._pool: asyncpg.Pool | None = None
+
+    async def opened(self) -> asyncpg.Pool:
+        if self._pool is None:
+            self._pool = self._create()
+        # Initializes it once, then returns at once. With no connections to open first it does
+        # not yield to the loop, so two first checkouts cannot both start it.
+        return await self._pool
+
+    def _create(self) -> asyncpg.Pool:
+        settings = self.settings
+        return asyncpg.create_pool(
+            driver_database_url(settings.database_url),
+            min_size=0,
+            max_size=settings.database_pool_size,
+            timeout=settings.database_pool_timeout,
+            server_settings=lock_timeout_setting(settings),
+            reset=_keep_session,
+        )
+
+    def close_in_dispose(self, _engine: Engine) -> None:
+        """The engine's `engine_disposed` event, which SQLAlchemy fires inside its greenlet
+        bridge, so the pool's (awaitable) close can be awaited there."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await_only(self._close(pool))
+
+    async def _close(self, pool: asyncpg.Pool) -> None:
+        """Close gracefully, which waits for every connection to come back; within the checkout
+        timeout, as disposing SQLAlchemy's pool does not wait for its checked-out ones."""
+        try:
+            await asyncio.wait_for(pool.close(), self.settings.database_pool_timeout)
+        except TimeoutError:
+            pool.terminate()
+
+
+async def _keep_session(_connection: asyncpg.Connection) -> None:
+    """`DriverPool`'s reset: nothing to undo (see there)."""
+
+
+_driver_pools: weakref.WeakKeyDictionary[Engine, DriverPool] = weakref.WeakKeyDictionary()
+"""Each engine's driver pool, so `driver_connection(engine)` serves every caller of an engine."""
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -73,9 +73,13 @@ def test_migrations_run_before_the_api_starts(compose: dict[str, Any]) -> None:
     assert condition == "service_completed_successfully"
 
 
+POOLS_PER_PROCESS = 2
+
+
 def test_database_connections_fit_the_pools_and_the_server(compose: dict[str, Any]) -> None:
-    """Each worker thread can hold a pooled connection, and every process filling its pool at once
-    still leaves PostgreSQL room for migrations and psql."""
+    """Each worker thread can hold a pooled connection, and every process filling both its pools
+    at once (SQLAlchemy's and asyncpg's, `core.db`) still leaves PostgreSQL room for migrations
+    and psql."""
     services = compose["services"]
     postgres = services["postgres"]["command"]
     limit = int(postgres[postgres.index("-c") + 1].removeprefix("max_connections="))
@@ -90,7 +94,8 @@ def test_database_connections_fit_the_pools_and_the_server(compose: dict[str, An
     pool_size = settings["database_pool_size"]
 
     assert worker_threads <= pool_size
-    assert (web_processes + worker_processes + 1) * pool_size + 10 <= limit  # + 1: the scheduler
+    processes = web_processes + worker_processes + 1  # + 1: the scheduler
+    assert processes * POOLS_PER_PROCESS * pool_size + 10 <= limit
 
 
 def test_procfile_has_every_process_and_each_command_exists() -> None:
