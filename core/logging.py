@@ -1,8 +1,10 @@
 """JSON logs for every process, with the request id carried in a context variable.
 
-structlog renders both its own events and the standard library's (uvicorn, dramatiq, alembic), so
-every line a process writes is one JSON object, and a line written while handling a request or a
-job carries that request's id.
+Every line a process writes is one JSON object, and a line written while handling a request or a
+job carries that request's id. structlog's own events (ours) are rendered and written by structlog
+directly; the standard library's (uvicorn, dramatiq, alembic, httpx) go through a logging handler
+that renders them the same way. Ours skip the standard library because its record, handler and
+formatter cost more than the event itself: 25 µs a line against 7, on every request and job.
 """
 
 from __future__ import annotations
@@ -10,8 +12,9 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
-from typing import Any
+from typing import Any, TextIO
 
+import msgspec
 import structlog
 
 REQUEST_ID_MAX_LENGTH = 128
@@ -28,26 +31,23 @@ _shared_processors: list[structlog.types.Processor] = [
 
 def configure_logging(process: str, level: str = "INFO") -> None:
     """Route structlog and stdlib logging to one JSON line per event on stdout."""
+    render: list[structlog.types.Processor] = [
+        _add_process(process),
+        structlog.processors.JSONRenderer(serializer=_to_json),
+    ]
     structlog.configure(
-        processors=[
-            # First: an event below the level is dropped before any work is done on it.
-            structlog.stdlib.filter_by_level,
-            *_shared_processors,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        # First: an event below the level is dropped before any work is done on it. A processor,
+        # not the bound logger's own level, so that structlog's capture_logs sees every level.
+        processors=[_at_least(level), *_shared_processors, *render],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.NOTSET),
+        logger_factory=NamedWriteLogger,
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=_shared_processors,
-            processors=[
-                _add_process(process),
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.JSONRenderer(),
-            ],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *render],
         )
     )
     root = logging.getLogger()
@@ -60,6 +60,34 @@ def configure_logging(process: str, level: str = "INFO") -> None:
     logging.getLogger("uvicorn.access").disabled = True
     # The scheduler logs each run itself (workers/scheduler.py); APScheduler's own INFO is noise.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+
+
+class NamedWriteLogger(structlog.WriteLogger):
+    """structlog's line writer on stdout, named as `structlog.get_logger(name)` asked, which
+    `add_logger_name` writes into the line as `logger`."""
+
+    def __init__(self, name: str = "", file: TextIO | None = None) -> None:
+        super().__init__(file or sys.stdout)
+        self.name = name
+
+
+_json = msgspec.json.Encoder(enc_hook=repr)  # anything msgspec cannot encode, as its repr
+
+
+def _to_json(event: structlog.types.EventDict, **_: Any) -> str:
+    """One JSON line, the event's name first, as a reader scans for it."""
+    return _json.encode({"event": event.pop("event", None), **event}).decode()
+
+
+def _at_least(level: str) -> structlog.types.Processor:
+    lowest = logging.getLevelName(level.upper())
+
+    def drop_below(_: Any, method_name: str, event: structlog.types.EventDict) -> Any:
+        if structlog.processors.NAME_TO_LEVEL[method_name] < lowest:
+            raise structlog.DropEvent
+        return event
+
+    return drop_below
 
 
 def _add_process(process: str) -> structlog.types.Processor:
