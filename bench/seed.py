@@ -152,6 +152,28 @@ async def bulk_purchases(
         await session.commit()
 
 
+CLOSE_BULK_PURCHASES = text(
+    """
+    UPDATE purchases SET state = 'failed', failure_reason = 'bench: seeded, never sent',
+                         completed_at = now(), updated_at = now()
+     WHERE invoice_id >= :invoice_base AND state = 'pending'
+    """
+)
+
+
+async def close_bulk_purchases(
+    sessions: async_sessionmaker[AsyncSession], invoice_base: int = BULK_INVOICE_BASE
+) -> None:
+    """Fail the seeded pending purchases once the scale scenario is done with them: days stale,
+    the scheduler's sweeper would send them, 500 a run, into a later scenario's worker (the
+    profile's), where RuStore knows none of them. In session 11's full run that was 500 of them
+    in the worker's profile: 1,000 extra RuStore calls (404), 500 retries, and the tracebacks
+    Dramatiq formats for those alone 6 % of the worker's samples."""
+    async with sessions() as session:
+        await session.execute(CLOSE_BULK_PURCHASES, {"invoice_base": invoice_base})
+        await session.commit()
+
+
 async def sample_purchases(
     sessions: async_sessionmaker[AsyncSession], count: int
 ) -> list[tuple[uuid.UUID, uuid.UUID]]:

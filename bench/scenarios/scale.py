@@ -62,6 +62,7 @@ def run(ctx: Context) -> None:
         ctx.add(Row(scenario="scale", case=name, extra=timed))
     for case, timed in dashboard.time_pages(ctx, user, purchase).items():
         ctx.add(Row(scenario="scale", case=case, extra=timed))
+    ctx.db(seed.close_bulk_purchases)
 
 
 def _queries(user: uuid.UUID, purchase: uuid.UUID) -> dict[str, tuple[Query, Sent]]:
