@@ -1,5 +1,5 @@
-"""The async SQLAlchemy engine, sessions and the declarative base, and the pooled connections'
-own asyncpg connections for the few hot statements run on the driver directly.
+"""The async SQLAlchemy engine, sessions and the declarative base, and beside each engine an
+asyncpg pool (`DriverPool`) for the few hot statements run on the driver directly.
 
 Services take an `AsyncSession` (the ledger's changes: the transaction's asyncpg connection) and
 never commit on their own; the caller (a controller or an actor) owns the transaction, so each
