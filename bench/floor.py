@@ -20,6 +20,7 @@ import uvicorn
 from litestar import Litestar, Request, get, post
 from redis.asyncio import Redis
 
+from core.db import driver_database_url
 from core.settings import load_settings
 
 TABLE = """CREATE TABLE IF NOT EXISTS floor_purchases (
@@ -44,7 +45,7 @@ async def accept(request: Request[Any, Any, Any]) -> dict[str, str]:
 
 @asynccontextmanager
 async def resources(app: Litestar) -> AsyncIterator[None]:
-    dsn = os.environ["DATABASE_URL"].replace("+asyncpg", "")
+    dsn = driver_database_url(os.environ["DATABASE_URL"])
     pool_size = load_settings().database_pool_size  # per process, as the api's
     app.state.pool = await asyncpg.create_pool(dsn, min_size=pool_size, max_size=pool_size)
     app.state.redis = Redis.from_url(os.environ["REDIS_URL"])

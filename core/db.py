@@ -74,9 +74,7 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     A transaction begun here must end here (`driver_transaction` does that); a connection left
     inside one is closed, never pooled again.
     """
-    driver_pool = _driver_pools[engine.sync_engine]
-    pool = await driver_pool.opened()
-    async with pool.acquire(timeout=driver_pool.settings.database_pool_timeout) as connection:
+    async with await _driver_pools[engine.sync_engine].checkout() as connection:
         try:
             yield connection
         finally:
@@ -181,12 +179,14 @@ class DriverPool:
         self.settings = settings
         self._pool: asyncpg.Pool | None = None
 
-    async def opened(self) -> asyncpg.Pool:
+    async def checkout(self) -> Any:
+        """asyncpg's acquire context, within the pool timeout (then TimeoutError: a 503)."""
         if self._pool is None:
             self._pool = self._create()
         # Initializes it once, then returns at once. With no connections to open first it does
         # not yield to the loop, so two first checkouts cannot both start it.
-        return await self._pool
+        pool = await self._pool
+        return pool.acquire(timeout=self.settings.database_pool_timeout)
 
     def _create(self) -> asyncpg.Pool:
         settings = self.settings

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import uuid
-from typing import Any, TextIO
+from typing import Any
 
 import msgspec
 import structlog
@@ -66,8 +66,8 @@ class NamedWriteLogger(structlog.WriteLogger):
     """structlog's line writer on stdout, named as `structlog.get_logger(name)` asked, which
     `add_logger_name` writes into the line as `logger`."""
 
-    def __init__(self, name: str = "", file: TextIO | None = None) -> None:
-        super().__init__(file or sys.stdout)
+    def __init__(self, name: str = "") -> None:
+        super().__init__(sys.stdout)
         self.name = name
 
 

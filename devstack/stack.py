@@ -10,6 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from core.db import driver_database_url
 from devstack import STATE_DIR
 from devstack.postgres import EmbeddedPostgres
 from devstack.redis import EmbeddedRedis
@@ -90,7 +91,7 @@ async def drop_database(url: str) -> None:
 @asynccontextmanager
 async def _server(url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the server's `postgres` database, for creating and dropping others."""
-    connection = await asyncpg.connect(with_database(url.replace("+asyncpg", ""), "postgres"))
+    connection = await asyncpg.connect(with_database(driver_database_url(url), "postgres"))
     try:
         yield connection
     finally:

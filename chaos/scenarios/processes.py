@@ -16,6 +16,7 @@ import httpx
 from chaos.audit import audit, log_count, sweeper_resends
 from chaos.context import Context, Paid, User, accepted_ids, statuses
 from chaos.scenarios.registry import Verdict, scenario
+from core.db import driver_database_url
 from core.failpoints import KILLED_EXIT_CODE
 
 STATES = "SELECT state FROM purchases WHERE id::text = ANY(:ids)"
@@ -331,8 +332,7 @@ def database_faults(ctx: Context) -> Verdict:
 async def _locked_wallet(ctx: Context, user: User, verdict: Verdict) -> None:
     """Another session holds the wallet row: spends fail fast with 503 (the lock timeout), a
     crowd of them exhausts the pool and still gets 503s, and it all recovers on release."""
-    url = ctx.stack.env["DATABASE_URL"].replace("+asyncpg", "")
-    locker = await asyncpg.connect(url)
+    locker = await asyncpg.connect(driver_database_url(ctx.stack.env["DATABASE_URL"]))
     crowd = ctx.scale(20, 40)
     async with httpx.AsyncClient(base_url=ctx.stack.api_url, timeout=30) as client:
 
