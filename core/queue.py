@@ -7,6 +7,7 @@ broker is built here so every process speaks the same middleware list. The api o
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Sequence
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 import dramatiq
 import redis
 import redis.asyncio
+import uvloop
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.middleware import (
@@ -82,6 +84,19 @@ class DeadLetterNotes(Middleware):
             broker.client.eval(self.SCRIPT, 1, stored, redis_id, message.encode())
 
 
+class AsyncIOOnUvloop(AsyncIO):
+    """Dramatiq's event loop thread, on uvloop like the api's (uvicorn picks it there).
+
+    Dramatiq makes its loop with `asyncio.new_event_loop()`, so the worker process's policy
+    decides which loop it is. Every job is a few RuStore calls and database statements on that
+    loop; on uvloop a purchase costs the worker about 5 % less CPU (docs/performance.md).
+    """
+
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        super().before_worker_boot(broker, worker)  # type: ignore[no-untyped-call]
+
+
 def middleware_list() -> list[Middleware]:
     """The explicit middleware list: what each one is for is written next to it."""
     return [
@@ -93,7 +108,7 @@ def middleware_list() -> list[Middleware]:
         Pipelines(),
         Retries(max_retries=DEFAULT_MAX_RETRIES, min_backoff=1_000, max_backoff=300_000),
         CurrentMessage(),  # lets actors read their message's options (the request id)
-        AsyncIO(),  # actors are coroutines sharing one event loop per worker process
+        AsyncIOOnUvloop(),  # actors are coroutines sharing one event loop per worker process
         RequestIdMiddleware(),
         DeadLetterNotes(),  # the dead letter keeps the traceback of its last failure
     ]
