@@ -41,6 +41,7 @@ from api.subscriptions.controllers import SubscriptionsAdminController, Subscrip
 from api.webhooks.controllers import NotificationsAdminController, WebhooksController
 from core import metrics
 from core.db import create_engine, create_sessionmaker
+from core.garbage_collection import settle_after_startup
 from core.integrations import rustore_client
 from core.logging import configure_logging
 from core.queue import AsyncEnqueuer, create_broker
@@ -122,7 +123,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
 
 def create_asgi_app() -> RequestContext:
-    """What the server runs: the app wrapped so every response carries a request id."""
+    """What the server runs: the app wrapped so every response carries a request id, built
+    before the garbage collector is settled (core.garbage_collection)."""
     settings = get_settings()
     configure_logging("api", settings.log_level)
-    return RequestContext(create_app(settings))
+    app = RequestContext(create_app(settings))
+    settle_after_startup()
+    return app

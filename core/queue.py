@@ -31,6 +31,7 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from core.garbage_collection import settle_after_startup
 from core.logging import current_request_id
 from core.ops.activity import JobActivity
 
@@ -97,6 +98,14 @@ class AsyncIOOnUvloop(AsyncIO):
         super().before_worker_boot(broker, worker)  # type: ignore[no-untyped-call]
 
 
+class SettleGarbageCollector(Middleware):
+    """Settles the worker process's garbage collector once the worker has booted, with every
+    actor, thread and the event loop in place (core.garbage_collection says why)."""
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        settle_after_startup()
+
+
 def middleware_list() -> list[Middleware]:
     """The explicit middleware list: what each one is for is written next to it."""
     return [
@@ -111,6 +120,7 @@ def middleware_list() -> list[Middleware]:
         AsyncIOOnUvloop(),  # actors are coroutines sharing one event loop per worker process
         RequestIdMiddleware(),
         DeadLetterNotes(),  # the dead letter keeps the traceback of its last failure
+        SettleGarbageCollector(),
     ]
 
 
