@@ -77,9 +77,9 @@ class Context:
             result = self.measure_load(spec)
         self.stack.require_running()
         for name in ("web", "worker", "floor"):
-            if name in procs and result.requests:
+            if name in procs and result.answered:
                 used = procs[name].cpu_seconds() - cpu_before[name]
-                extra[f"{name}_cpu_ms_per_request"] = round(1000 * used / result.requests, 2)
+                extra[f"{name}_cpu_ms_per_request"] = round(1000 * used / result.answered, 2)
         return self.add(
             Row(scenario=scenario, case=case, load=result, rss_mb=rss.peaks, extra=extra)
         )

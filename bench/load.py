@@ -49,6 +49,9 @@ class LoadSpec(msgspec.Struct, frozen=True, kw_only=True):
 
 class LoadResult(msgspec.Struct, frozen=True, kw_only=True):
     requests: int
+    """Answers in the measured window (after the warm-up): what throughput and latency count."""
+    answered: int
+    """Every answer, the warm-up's included: what a server's CPU time over the run is per."""
     seconds: float
     throughput: float
     p50_ms: float
@@ -90,6 +93,7 @@ class Run:
         self.latencies: list[float] = []
         self.statuses: Counter[str] = Counter()
         self.errors = 0
+        self.answered = 0
         self.last_done = self.started
 
     def next_request(self) -> tuple[bytes, float] | None:
@@ -107,6 +111,7 @@ class Run:
     def record(self, due: float, status: str) -> None:
         done = time.perf_counter()
         self.last_done = max(self.last_done, done)
+        self.answered += 1
         if done >= self.record_from:
             self.latencies.append(done - due)
             self.statuses[status] += 1
@@ -165,6 +170,7 @@ async def generate(spec: LoadSpec) -> LoadResult:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return LoadResult(
         requests=len(latencies),
+        answered=run.answered,
         seconds=round(seconds, 3),
         throughput=round(len(latencies) / seconds, 1),
         p50_ms=round(percentile(latencies, 0.50) * 1000, 2),
