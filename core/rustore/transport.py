@@ -1,8 +1,9 @@
 """An httpx transport that sends RuStore calls over aiohttp.
 
 Why: at the worker's concurrency httpx's own transport (httpcore over anyio) spends about three
-times the CPU of this one per call, and a purchase makes three calls (docs/performance.md). The
-client keeps httpx's API, its timeouts and its exceptions; only the socket work moves to aiohttp.
+times the CPU of this one per call, and a purchase makes three calls (docs/performance-history.md,
+session 7). The client keeps httpx's API, its timeouts and its exceptions; only the socket work
+moves to aiohttp.
 
 What a transport here must get right is which failures happened before the request was written.
 The client retries those freely, even a `:confirm`; anything later is ambiguous (RuStore may have

@@ -30,7 +30,9 @@ def _run(code: str, env: dict[str, str]) -> tuple[int, int]:
 
 
 def test_a_fresh_process_has_nothing_frozen(base_env: dict[str, str]) -> None:
-    assert _run("", base_env) == (0, 700)
+    frozen, threshold = _run("", base_env)
+    assert frozen == 0
+    assert threshold < YOUNG_GENERATION_THRESHOLD  # the interpreter's default (700 in 3.11)
 
 
 def test_the_api_settles_once_its_app_is_built(base_env: dict[str, str]) -> None:
