@@ -120,7 +120,7 @@ def middleware_list() -> list[Middleware]:
         AsyncIOOnUvloop(),  # actors are coroutines sharing one event loop per worker process
         RequestIdMiddleware(),
         DeadLetterNotes(),  # the dead letter keeps the traceback of its last failure
-        SettleGarbageCollector(),
+        SettleGarbageCollector(),  # once booted: startup's objects out of later collections
     ]
 
 
