@@ -44,6 +44,7 @@ from core.db import create_engine, create_sessionmaker
 from core.garbage_collection import settle_after_startup
 from core.integrations import rustore_client
 from core.logging import configure_logging
+from core.purchases.service import FirstSubmissions
 from core.queue import AsyncEnqueuer, create_broker
 from core.settings import Settings, get_settings
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.settings = settings
         app.state.engine = engine
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.first_submissions = FirstSubmissions(engine)
         app.state.redis = redis
         app.state.broker = create_broker(settings.redis_url, socket_timeout=settings.redis_timeout)
         app.state.job_sender = JobSender(AsyncEnqueuer(app.state.broker, redis))

@@ -153,7 +153,7 @@ async def _submit(
 ) -> Response[bytes]:
     submission = data.submission()
     key = unclaimed_key(request, principal.user_id, data)
-    first = await service.submit_first(state.engine, key, submission, types, _accepted)
+    first = await state.first_submissions.submit(key, submission, types, _accepted)
     if first is not None:
         purchase, answer = first
         outcome, created = Outcome(answer.status, answer.body, replayed=False), [purchase]

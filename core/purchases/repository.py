@@ -3,8 +3,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import AsyncIterator, Collection, Mapping
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Literal, TypedDict, cast, get_args
 
 import asyncpg
@@ -313,8 +314,72 @@ more round trips on every accepted purchase. The casts in the SELECT list are ne
 there has no type PostgreSQL can deduce from the insert's columns."""
 
 
+FIRST_SUBMISSIONS = """
+    WITH submitted AS (
+        SELECT *
+          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::bytea[],
+                      $6::timestamptz[], $7::timestamptz[], $8::uuid[], $9::text[], $10::bigint[],
+                      $11::text[], $12::uuid[], $13::boolean[], $14::text[], $15::text[],
+                      $16::text[])
+            AS s(user_id, key, request_hash, response_status, response_body, claimed_at,
+                 expires_at, id, product_id, invoice_id, rustore_purchase_id, order_id, sandbox,
+                 state, request_id, types)
+    ), claimed AS (
+        INSERT INTO idempotency_keys
+               (user_id, key, request_hash, response_status, response_body, created_at,
+                expires_at)
+        SELECT user_id, key, request_hash, response_status, response_body, claimed_at, expires_at
+          FROM submitted s
+         WHERE EXISTS (SELECT FROM products p
+                        WHERE p.product_id = s.product_id AND p.active
+                          AND p.type = ANY(string_to_array(s.types, ',')))
+         ORDER BY user_id, key
+        ON CONFLICT (user_id, key) DO NOTHING
+        RETURNING user_id, key
+    ), inserted AS (
+        INSERT INTO purchases (id, user_id, product_id, invoice_id, rustore_purchase_id,
+                               order_id, sandbox, state, points_credited, attempts, request_id,
+                               enqueued_at, created_at, updated_at)
+        SELECT s.id, s.user_id, s.product_id, s.invoice_id, s.rustore_purchase_id, s.order_id,
+               s.sandbox, s.state, 0, 0, s.request_id, s.claimed_at, s.claimed_at, s.claimed_at
+          FROM submitted s JOIN claimed USING (user_id, key)
+        ON CONFLICT DO NOTHING
+        RETURNING id
+    )
+    SELECT CASE WHEN (SELECT count(*) FROM inserted) = (SELECT count(*) FROM claimed)
+                THEN (SELECT coalesce(array_agg(id), '{}') FROM inserted)
+                ELSE ARRAY[undo_first_submission()] END
+"""
+"""`FIRST_SUBMISSION` for several submissions at once (`submit_first_many`): the ids of the
+purchases inserted, each with its key claimed. A submission whose key is in use (or expired:
+`FIRST_SUBMISSION` takes those over, this leaves them to the general path) or whose product cannot
+be bought this way claims nothing, and nothing is inserted for it. A key claimed for a purchase
+that is then not inserted (already reported) undoes the whole statement, as in
+`FIRST_SUBMISSION`; the caller then submits each alone. The keys are claimed in one order, so two
+statements waiting on each other's keys wait in line rather than deadlock."""
+
+
 STATUS_READ = "SELECT * FROM purchases WHERE id = $1 AND user_id = $2"
 """A status poll's only statement: the owner's purchase, so a foreign id reads as unknown."""
+
+
+@dataclass(frozen=True)
+class FirstSubmission:
+    """A new purchase, the key to claim with its answer, and the product types its route sells:
+    what `FIRST_SUBMISSION` writes."""
+
+    purchase: Purchase
+    claim: KeyClaim
+    types: Collection[str]
+
+
+RETRY_ALONE = (
+    asyncpg.RaiseError,  # undo_first_submission(): one purchase was already reported
+    asyncpg.LockNotAvailableError,  # one key is held by a request still running
+    asyncpg.DeadlockDetectedError,  # two statements claimed the same purchase in turn
+)
+"""What makes `submit_first_many` undo every submission of it: each is then submitted alone,
+so that only the submission concerned gets its answer (a replay, a 409)."""
 
 
 class PurchaseStatements:
@@ -369,12 +434,10 @@ class PurchaseStatements:
         row = await self.connection.fetchrow(STATUS_READ, purchase_id, owner_id)
         return _unattached(row)
 
-    async def submit_first(
-        self, purchase: Purchase, claim: KeyClaim, types: Collection[str]
-    ) -> bool:
+    async def submit_first(self, first: FirstSubmission) -> bool:
         """True when the key and the purchase were both new and are now committed; False, with
         nothing written, for every other case, which the caller's general path tells apart."""
-        key = claim.key
+        purchase, claim, key = first.purchase, first.claim, first.claim.key
         with lock_waits_as_busy():
             try:
                 inserted = await self.connection.fetchval(
@@ -395,11 +458,35 @@ class PurchaseStatements:
                     purchase.state,
                     purchase.request_id,
                     purchase.created_at,
-                    list(types),
+                    list(first.types),
                 )
             except asyncpg.RaiseError:  # undo_first_submission(): the statement was rolled back
                 return False
         return inserted is not None
+
+    async def submit_first_many(
+        self, submissions: Sequence[FirstSubmission]
+    ) -> set[uuid.UUID] | None:
+        """The ids of the purchases inserted and committed, each with its key; None, with
+        nothing written, when a purchase with a new key was already reported: the caller then
+        tells the cases apart by submitting each alone."""
+        columns: list[list[object]] = [[] for _ in range(16)]
+        for first in submissions:
+            key, purchase = first.claim.key, first.purchase
+            row = (
+                key.user_id, key.key, key.fingerprint, first.claim.response.status,
+                first.claim.response.body, first.claim.claimed_at, first.claim.expires_at,
+                purchase.id, purchase.product_id, purchase.invoice_id,
+                purchase.rustore_purchase_id, purchase.order_id, purchase.sandbox, purchase.state,
+                purchase.request_id, ",".join(first.types),
+            )  # fmt: skip
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        try:
+            inserted = await self.connection.fetchval(FIRST_SUBMISSIONS, *columns)
+        except RETRY_ALONE:  # the statement was rolled back
+            return None
+        return set(inserted)
 
     async def add_events(self, events: list[NewEvent]) -> None:
         """Insert the timeline records in one statement (one round trip, however many)."""

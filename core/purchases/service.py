@@ -10,16 +10,20 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from core.batching import Batcher
 from core.catalogue import service as catalogue
 from core.catalogue.models import ProductType
 from core.db import utcnow
 from core.errors import ConflictError, NotFoundError
 from core.idempotency import service as idempotency
+from core.idempotency.repository import KeyBusy
 from core.idempotency.service import KeyClaim, StoredResponse, UnclaimedKey
 from core.logging import current_request_id
 from core.purchases.models import OPEN_STATES, Purchase, PurchaseIntent, PurchaseState
 from core.purchases.repository import (
+    FirstSubmission,
     PurchaseRepository,
+    PurchaseStatements,
     UserIntents,
     UserPurchases,
     purchase_statements,
@@ -52,36 +56,59 @@ async def create_intent(
     return await UserIntents(session, user_id).add(intent)
 
 
-async def submit_first(
-    engine: AsyncEngine,
-    key: UnclaimedKey,
-    submission: Submission,
-    types: tuple[ProductType, ...],
-    answer: Callable[[Purchase], StoredResponse],
-) -> tuple[Purchase, StoredResponse] | None:
-    """The usual submission, a purchase nobody reported under a key never used, in one
-    statement, committed: (the purchase, the answer stored under the key). None for anything
-    else, with nothing written; the caller then calls `submit` under `run_idempotent`, which
-    tells the cases apart.
+class FirstSubmissions:
+    """The usual submission, a purchase nobody reported under a key never used, written with its
+    key and committed in one statement; submissions made at about the same time share one
+    (core/batching.py), which under load saves most of PostgreSQL's work per submission.
 
-    It runs on asyncpg directly (`PurchaseStatements`): one statement needs no ORM session,
-    and this is the api's most frequent write.
+    It runs on asyncpg directly (`PurchaseStatements`): one statement needs no ORM session, and
+    this is the api's most frequent write. One per process, made with its engine.
     """
-    now = utcnow()
-    purchase = Purchase(
-        **_new_purchase_values(key.user_id, submission, now),
-        created_at=now,
-        updated_at=now,
-        points_credited=0,
-        attempts=0,
-    )
-    response = answer(purchase)
-    claim = KeyClaim(key, response, claimed_at=now)
-    async with purchase_statements(engine) as statements:
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._batcher: Batcher[FirstSubmission, bool | Exception] = Batcher(self._write)
+
+    async def submit(
+        self,
+        key: UnclaimedKey,
+        submission: Submission,
+        types: tuple[ProductType, ...],
+        answer: Callable[[Purchase], StoredResponse],
+    ) -> tuple[Purchase, StoredResponse] | None:
+        """(the purchase, the answer stored under the key), committed. None for anything else,
+        with nothing written; the caller then calls `submit` under `run_idempotent`, which tells
+        the cases apart."""
+        now = utcnow()
+        purchase = Purchase(
+            **_new_purchase_values(key.user_id, submission, now),
+            created_at=now,
+            updated_at=now,
+            points_credited=0,
+            attempts=0,
+        )
+        response = answer(purchase)
+        first = FirstSubmission(purchase, KeyClaim(key, response, claimed_at=now), types)
         with idempotency.refusing_busy_keys():
-            if not await statements.submit_first(purchase, claim, types):
+            if not await self._batcher(first):
                 return None
-    return purchase, response
+        return purchase, response
+
+    async def _write(self, batch: list[FirstSubmission]) -> list[bool | Exception]:
+        async with purchase_statements(self.engine) as statements:
+            if len(batch) > 1:
+                inserted = await statements.submit_first_many(batch)
+                if inserted is not None:
+                    return [first.purchase.id in inserted for first in batch]
+            return [await _write_alone(statements, first) for first in batch]
+
+
+async def _write_alone(statements: PurchaseStatements, first: FirstSubmission) -> bool | Exception:
+    """One submission's own statement; a key held by another request is this one's error."""
+    try:
+        return await statements.submit_first(first)
+    except KeyBusy as exc:
+        return exc
 
 
 async def submit(

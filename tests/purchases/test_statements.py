@@ -3,9 +3,11 @@ the usual submission's."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.idempotency.service import StoredResponse, UnclaimedKey
@@ -31,7 +33,7 @@ async def test_a_first_submission_that_inserts_no_purchase_claims_no_key(
     new but the purchase is not (already reported, or an unknown product), the key must not stay
     claimed with an answer for a purchase that was never stored: the statement undoes itself."""
     user_id = uuid.UUID(user_account.user_id)
-    invoice_id = 7_000_000_000 + uuid.uuid4().int % 1_000_000_000
+    invoice_id = _new_invoice_id()
     assert await _submit_first(user_id, _submission(invoice_id, "coins_100"), engine) is not None
     assert await records.idempotency_keys(user_account.user_id) == 1
 
@@ -46,12 +48,79 @@ async def test_a_first_submission_that_inserts_no_purchase_claims_no_key(
     ]
 
 
+async def test_first_submissions_made_together_are_written_by_one_transaction(
+    engine: AsyncEngine, user_account: Account, records: Records, catalogue: None
+) -> None:
+    """Submissions made at the same moment share one statement. One whose key is in use or whose
+    product cannot be bought claims nothing and is told to take the general path; the rest are
+    written together, each with its key."""
+    user_id = uuid.UUID(user_account.user_id)
+    invoice_id = _new_invoice_id()
+    used_key = uuid.uuid4().hex
+    assert await _submit_first(user_id, _submission(invoice_id, "coins_100"), engine, used_key)
+
+    first_submissions = service.FirstSubmissions(engine)
+    results = await asyncio.gather(
+        *(
+            _submit_first(user_id, _submission(invoice_id + n, "coins_100"), first_submissions)
+            for n in (1, 2, 3)
+        ),
+        _submit_first(
+            user_id, _submission(invoice_id + 4, "coins_100"), first_submissions, used_key
+        ),
+        _submit_first(user_id, _submission(invoice_id + 5, "no_such_product"), first_submissions),
+    )
+
+    assert [result is not None for result in results] == [True, True, True, False, False]
+    assert await records.idempotency_keys(user_account.user_id) == 4
+    assert await _transactions_of(engine, [invoice_id + n for n in (1, 2, 3)]) == 1
+
+
+async def test_a_batch_with_a_purchase_already_reported_is_written_one_by_one(
+    engine: AsyncEngine, user_account: Account, records: Records, catalogue: None
+) -> None:
+    """The shared statement undoes itself when a new key comes with a purchase already stored;
+    each submission is then written alone, so only that one is sent to the general path."""
+    user_id = uuid.UUID(user_account.user_id)
+    invoice_id = _new_invoice_id()
+    assert await _submit_first(user_id, _submission(invoice_id, "coins_100"), engine)
+
+    first_submissions = service.FirstSubmissions(engine)
+    results = await asyncio.gather(
+        _submit_first(user_id, _submission(invoice_id + 1, "coins_100"), first_submissions),
+        _submit_first(user_id, _submission(invoice_id, "coins_100"), first_submissions),
+        _submit_first(user_id, _submission(invoice_id + 2, "coins_100"), first_submissions),
+    )
+
+    assert [result is not None for result in results] == [True, False, True]
+    assert await records.idempotency_keys(user_account.user_id) == 3
+    assert await _transactions_of(engine, [invoice_id + 1, invoice_id + 2]) == 2
+
+
 async def _submit_first(
-    user_id: uuid.UUID, submission: Submission, engine: AsyncEngine
+    user_id: uuid.UUID,
+    submission: Submission,
+    to: AsyncEngine | service.FirstSubmissions,
+    key: str | None = None,
 ) -> object | None:
-    key = UnclaimedKey(user_id, uuid.uuid4().hex, fingerprint="test")
+    first_submissions = service.FirstSubmissions(to) if isinstance(to, AsyncEngine) else to
+    unclaimed = UnclaimedKey(user_id, key or uuid.uuid4().hex, fingerprint="test")
     answer = StoredResponse(202, b"{}")
-    return await service.submit_first(engine, key, submission, ONE_TIME_TYPES, lambda _: answer)
+    return await first_submissions.submit(unclaimed, submission, ONE_TIME_TYPES, lambda _: answer)
+
+
+async def _transactions_of(engine: AsyncEngine, invoice_ids: list[int]) -> int:
+    """How many transactions wrote these purchases (rows one transaction wrote share its xmin)."""
+    async with engine.connect() as connection:
+        count = await connection.scalar(
+            text("SELECT count(DISTINCT xmin::text) FROM purchases WHERE invoice_id = ANY(:ids)"),
+            {"ids": invoice_ids},
+        )
+    return int(count or 0)
+
+
+def _new_invoice_id() -> int:
+    return 7_000_000_000 + uuid.uuid4().int % 1_000_000_000
 
 
 def _submission(invoice_id: int, product_id: str) -> Submission:
