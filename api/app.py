@@ -31,6 +31,7 @@ from api.ops.router import ops_routes
 from api.points.controllers import PointsAdminController, PointsController
 from api.protection import (
     ApiRequest,
+    WindowCounter,
     client_address,
     cors_config,
     edge_middleware,
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.first_submissions = FirstSubmissions(engine)
         app.state.redis = redis
+        app.state.window_counter = WindowCounter(redis)
         app.state.broker = create_broker(settings.redis_url, socket_timeout=settings.redis_timeout)
         app.state.job_sender = JobSender(AsyncEnqueuer(app.state.broker, redis))
         # One RuStore client for the process: one connection pool, one cached access token.

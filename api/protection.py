@@ -12,6 +12,7 @@ rule that the api keeps answering while Redis is down.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,10 +26,10 @@ from litestar.middleware.rate_limit import DURATION_VALUES, CacheObject, RateLim
 from litestar.middleware.rate_limit import RateLimitMiddleware as LitestarRateLimitMiddleware
 from litestar.types import Receive, Scope, Send
 from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from core.batching import Batcher
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -40,23 +41,63 @@ UNLIMITED_PATHS = ["^/health/", "^/api/webhooks/", "^/metrics$"]
 RATE_LIMIT_STORE = "rate_limit"
 STRICT_RATE_LIMIT_STORE = "strict_rate_limit"
 
-COUNT_IN_WINDOW = """
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('TTL', KEYS[1])
-if ttl < 0 then
-    redis.call('EXPIRE', KEYS[1], ARGV[1])
-    ttl = tonumber(ARGV[1])
+COUNT_IN_WINDOWS = """
+local windows = {}
+for i, key in ipairs(KEYS) do
+    local count = redis.call('INCRBY', key, ARGV[2 * i])
+    local ttl = redis.call('TTL', key)
+    if ttl < 0 then
+        redis.call('EXPIRE', key, ARGV[2 * i - 1])
+        ttl = tonumber(ARGV[2 * i - 1])
+    end
+    windows[i] = {count, ttl}
 end
-return {count, ttl}
+return windows
 """
-"""Count a request in its client's window, opening the window (its expiry) with the first one.
-One script is one round trip and one command to parse, where a MULTI of the same steps is five.
-A key without an expiry (ttl -1) gets one too, so no window can outlive its unit."""
+"""Count requests in their clients' windows, opening a window (its expiry) with its first count:
+for each key, ARGV holds the window's length and how many requests to add. One script is one
+round trip and one command to parse, where a MULTI of the same steps is five per key. A key
+without an expiry (ttl -1) gets one too, so no window can outlive its unit. (Several keys in one
+script suit one Redis server, not a cluster, whose keys live on different nodes.)"""
+
+
+class WindowCounter:
+    """Each request's number in its client's window, counted in Redis so that it holds across
+    api processes. The requests of one batch (core/batching.py: those made at about the same
+    time) are counted in one script call, a client's several requests with one INCRBY; each
+    still gets its own number, as if counted one by one. One per process."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._script = redis.register_script(COUNT_IN_WINDOWS)
+        self._batcher: Batcher[tuple[str, int], tuple[int, int]] = Batcher(self._count_all)
+
+    async def count(self, key: str, duration: int) -> tuple[int, int]:
+        """(this request's number in the window, the seconds the window has left); raises
+        RedisError when Redis cannot count."""
+        return await self._batcher((key, duration))
+
+    async def _count_all(self, requests: list[tuple[str, int]]) -> list[tuple[int, int]]:
+        added = Counter(requests)
+        replies = await self._script(
+            keys=[key for key, _ in added],
+            args=[value for (_, duration), n in added.items() for value in (duration, n)],
+        )
+        windows = {
+            request: (int(count), int(ttl))
+            for request, (count, ttl) in zip(added, replies, strict=True)
+        }
+        numbered: Counter[tuple[str, int]] = Counter()
+        counts = []
+        for request in requests:
+            count, ttl = windows[request]
+            counts.append((count - added[request] + 1 + numbered[request], ttl))
+            numbered[request] += 1
+        return counts
 
 
 class RateLimitMiddleware(LitestarRateLimitMiddleware):
-    """Litestar's limiter (its config, exclusions, throttle check and headers), counting in one
-    atomic Redis round trip, with a Retry-After on its 429 and fail-open when Redis is down.
+    """Litestar's limiter (its config, exclusions, throttle check and headers), counting in
+    Redis with `WindowCounter`, with a Retry-After on its 429 and fail-open when Redis is down.
 
     Litestar's own reads the client's history, appends to it and writes it back under a
     per-process lock: two round trips that serialize every request of the process behind one
@@ -65,13 +106,11 @@ class RateLimitMiddleware(LitestarRateLimitMiddleware):
     and lasts one `unit`, as in Litestar's.
     """
 
-    _counter: AsyncScript | None = None
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = scope["litestar_app"]
         request: Request[Any, Any, Any] = app.request_class(scope)
         if await self.should_check_request(request=request):
-            window = await self._count(app.state.redis, self._key(request))
+            window = await self._count(app.state.window_counter, self._key(request))
             if window.count > self.max_requests:
                 headers = self.create_response_headers(cache_object=window)
                 headers["Retry-After"] = headers[self.config.rate_limit_reset_header_key]
@@ -83,22 +122,16 @@ class RateLimitMiddleware(LitestarRateLimitMiddleware):
     def _key(self, request: Request[Any, Any, Any]) -> str:
         return f"kopilka:{self.config.store}:{self.get_identifier_for_request(request)}"
 
-    async def _count(self, redis: Redis, key: str) -> Window:
+    async def _count(self, counter: WindowCounter, key: str) -> Window:
         """This request's number in the client's window, and when the window closes."""
         duration = DURATION_VALUES[self.unit]
         now = int(time.time())
         try:
-            count, ttl = await self._counter_on(redis)(keys=[key], args=[duration])
+            count, ttl = await counter.count(key, duration)
         except RedisError as exc:
             log.warning("rate_limit.unavailable", error=str(exc))
             return Window(history=[], reset=now + duration, count=0)
-        return Window(history=[], reset=now + max(int(ttl), 1), count=int(count))
-
-    def _counter_on(self, redis: Redis) -> AsyncScript:
-        """The counting script, registered once: its SHA-1 is computed when it is made."""
-        if self._counter is None:
-            self._counter = redis.register_script(COUNT_IN_WINDOW)
-        return self._counter
+        return Window(history=[], reset=now + max(ttl, 1), count=count)
 
     def create_response_headers(self, cache_object: CacheObject) -> dict[str, str]:
         count = getattr(cache_object, "count", len(cache_object.history))

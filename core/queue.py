@@ -30,7 +30,9 @@ from dramatiq.middleware import (
     ShutdownNotifications,
     TimeLimit,
 )
+from redis.exceptions import NoScriptError
 
+from core.batching import Batcher
 from core.garbage_collection import settle_after_startup
 from core.logging import current_request_id
 from core.ops.activity import JobActivity
@@ -165,7 +167,8 @@ ALL_JOBS: tuple[Job, ...] = (
 
 class AsyncEnqueuer:
     """`RedisBroker.enqueue` for asyncio code: the same message, middleware hooks and Lua
-    script, over an asyncio Redis client.
+    script, over an asyncio Redis client; the sends made at about the same time go to Redis in
+    one pipeline (core/batching.py), one round trip for all of them.
 
     Dramatiq's broker is synchronous, so the api would otherwise hand every send to a thread:
     a hop, a blocked socket read and a GIL hand-over per accepted request. The script's
@@ -175,7 +178,11 @@ class AsyncEnqueuer:
 
     def __init__(self, broker: RedisBroker, client: redis.asyncio.Redis) -> None:
         self.broker = broker
+        self.client = client
         self._dispatch = client.register_script(broker.scripts["dispatch"].script)
+        self._batcher: Batcher[dramatiq.Message[Any], Exception | None] = Batcher(
+            self._dispatch_all
+        )
 
     async def send(self, job: Job, *args: Any) -> dramatiq.Message[Any]:
         """Enqueue `job` now; raises redis errors to the caller, like `send`."""
@@ -186,22 +193,49 @@ class AsyncEnqueuer:
             kwargs={},
             options={"redis_message_id": str(uuid.uuid4())},
         )
-        broker = self.broker
-        broker.emit_before("enqueue", message, None)
-        await self._dispatch(
-            keys=[broker.namespace],
-            args=[
-                "enqueue",
-                int(time.time() * 1000),
-                job.queue,
-                broker.broker_id,
-                broker.heartbeat_timeout,
-                broker.dead_message_ttl,
-                broker._should_do_maintenance("enqueue"),
-                broker._max_unpack_size(),  # type: ignore[no-untyped-call]
-                message.options["redis_message_id"],
-                message.encode(),
-            ],
-        )
-        broker.emit_after("enqueue", message, None)
+        self.broker.emit_before("enqueue", message, None)
+        await self._batcher(message)
+        self.broker.emit_after("enqueue", message, None)
         return message
+
+    async def _dispatch_all(self, messages: list[dramatiq.Message[Any]]) -> list[Exception | None]:
+        """Run the dispatch script once per message in one pipeline. EVALSHA is sent directly:
+        a pipeline given the script object asks Redis whether it has the script first, a round
+        trip of its own every time; a message Redis answers NOSCRIPT for (restarted, flushed) is
+        sent again through the script object, which loads it."""
+        async with self.client.pipeline(transaction=False) as pipeline:
+            for message in messages:
+                pipeline.evalsha(self._dispatch.sha, 1, *self._dispatch_arguments(message))
+            replies = await pipeline.execute(raise_on_error=False)
+        outcomes: list[Exception | None] = []
+        for message, reply in zip(messages, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                outcomes.append(await self._dispatch_again(message))
+            else:
+                outcomes.append(reply if isinstance(reply, Exception) else None)
+        return outcomes
+
+    async def _dispatch_again(self, message: dramatiq.Message[Any]) -> Exception | None:
+        namespace, *args = self._dispatch_arguments(message)
+        try:
+            await self._dispatch(keys=[namespace], args=args)
+        except redis.RedisError as exc:
+            return exc
+        return None
+
+    def _dispatch_arguments(self, message: dramatiq.Message[Any]) -> list[Any]:
+        """The dispatch script's key (the namespace) and arguments for enqueueing `message`."""
+        broker = self.broker
+        return [
+            broker.namespace,
+            "enqueue",
+            int(time.time() * 1000),
+            message.queue_name,
+            broker.broker_id,
+            broker.heartbeat_timeout,
+            broker.dead_message_ttl,
+            broker._should_do_maintenance("enqueue"),
+            broker._max_unpack_size(),  # type: ignore[no-untyped-call]
+            message.options["redis_message_id"],
+            message.encode(),
+        ]

@@ -15,8 +15,10 @@ from collections.abc import AsyncIterator
 import httpx
 import msgspec
 import pytest
+from redis.asyncio import Redis
 
 from api.app import create_app
+from api.protection import WindowCounter
 from api.request_context import RequestContext
 from core.settings import Settings
 from devstack.ports import free_port
@@ -189,3 +191,26 @@ async def test_with_redis_down_limits_fail_open_and_logins_still_work(
 
         assert response.status_code == 200
         assert (await client.get(PROFILE)).status_code == 401
+
+
+async def test_requests_counted_together_each_get_their_own_number(settings: Settings) -> None:
+    """The counts of one batch go to Redis in one call, a client's several with one INCRBY;
+    each request still gets the number it would have had counted alone."""
+    redis = Redis.from_url(settings.redis_url)
+    counter = WindowCounter(redis)
+    first, second = (f"kopilka:test_window:{new_address()}" for _ in range(2))
+    try:
+        counts = await asyncio.gather(
+            counter.count(first, 60),
+            counter.count(second, 60),
+            counter.count(first, 60),
+            counter.count(first, 60),
+        )
+        later = await counter.count(first, 60)
+    finally:
+        await redis.delete(first, second)
+        await redis.aclose()
+
+    assert [number for number, _ in counts] == [1, 1, 2, 3]
+    assert later[0] == 4
+    assert all(0 < seconds_left <= 60 for _, seconds_left in [*counts, later])
