@@ -180,9 +180,7 @@ class AsyncEnqueuer:
         self.broker = broker
         self.client = client
         self._dispatch = client.register_script(broker.scripts["dispatch"].script)
-        self._batcher: Batcher[dramatiq.Message[Any], Exception | None] = Batcher(
-            self._dispatch_all
-        )
+        self._batcher: Batcher[dramatiq.Message[Any], None] = Batcher(self._dispatch_all)
 
     async def send(self, job: Job, *args: Any) -> dramatiq.Message[Any]:
         """Enqueue `job` now; raises redis errors to the caller, like `send`."""

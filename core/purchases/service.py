@@ -67,7 +67,7 @@ class FirstSubmissions:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._batcher: Batcher[FirstSubmission, bool | Exception] = Batcher(self._write)
+        self._batcher: Batcher[FirstSubmission, bool] = Batcher(self._write)
 
     async def submit(
         self,
