@@ -324,15 +324,19 @@ FIRST_SUBMISSIONS = """
             AS s(user_id, key, request_hash, response_status, response_body, claimed_at,
                  expires_at, id, product_id, invoice_id, rustore_purchase_id, order_id, sandbox,
                  state, request_id, types)
+    ), claimable AS (
+        SELECT DISTINCT ON (user_id, key) *
+          FROM submitted s
+         WHERE EXISTS (SELECT FROM products p
+                        WHERE p.product_id = s.product_id AND p.active
+                          AND p.type = ANY(string_to_array(s.types, ',')))
+         ORDER BY user_id, key
     ), claimed AS (
         INSERT INTO idempotency_keys
                (user_id, key, request_hash, response_status, response_body, created_at,
                 expires_at)
         SELECT user_id, key, request_hash, response_status, response_body, claimed_at, expires_at
-          FROM submitted s
-         WHERE EXISTS (SELECT FROM products p
-                        WHERE p.product_id = s.product_id AND p.active
-                          AND p.type = ANY(string_to_array(s.types, ',')))
+          FROM claimable
          ORDER BY user_id, key
         ON CONFLICT (user_id, key) DO NOTHING
         RETURNING user_id, key
@@ -340,9 +344,9 @@ FIRST_SUBMISSIONS = """
         INSERT INTO purchases (id, user_id, product_id, invoice_id, rustore_purchase_id,
                                order_id, sandbox, state, points_credited, attempts, request_id,
                                enqueued_at, created_at, updated_at)
-        SELECT s.id, s.user_id, s.product_id, s.invoice_id, s.rustore_purchase_id, s.order_id,
-               s.sandbox, s.state, 0, 0, s.request_id, s.claimed_at, s.claimed_at, s.claimed_at
-          FROM submitted s JOIN claimed USING (user_id, key)
+        SELECT c.id, c.user_id, c.product_id, c.invoice_id, c.rustore_purchase_id, c.order_id,
+               c.sandbox, c.state, 0, 0, c.request_id, c.claimed_at, c.claimed_at, c.claimed_at
+          FROM claimable c JOIN claimed USING (user_id, key)
         ON CONFLICT DO NOTHING
         RETURNING id
     )
@@ -353,7 +357,9 @@ FIRST_SUBMISSIONS = """
 """`FIRST_SUBMISSION` for several submissions at once (`submit_first_many`): the ids of the
 purchases inserted, each with its key claimed. A submission whose key is in use (or expired:
 `FIRST_SUBMISSION` takes those over, this leaves them to the general path) or whose product cannot
-be bought this way claims nothing, and nothing is inserted for it. A key claimed for a purchase
+be bought this way claims nothing, and nothing is inserted for it; of several with one key (a
+client's retries racing each other) only one is written, so that the answer stored under the key
+is that of the purchase inserted with it, and the others replay it. A key claimed for a purchase
 that is then not inserted (already reported) undoes the whole statement, as in
 `FIRST_SUBMISSION`; the caller then submits each alone. The keys are claimed in one order, so two
 statements waiting on each other's keys wait in line rather than deadlock."""

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.idempotency.service import StoredResponse, UnclaimedKey
 from core.purchases import service
-from core.purchases.models import OPEN_STATES
+from core.purchases.models import OPEN_STATES, Purchase
 from core.purchases.repository import purchase_statements
 from core.purchases.service import ONE_TIME_TYPES, Submission
 from tests.fixtures.accounts import Account
@@ -95,6 +95,35 @@ async def test_a_batch_with_a_purchase_already_reported_is_written_one_by_one(
     assert [result is not None for result in results] == [True, False, True]
     assert await records.idempotency_keys(user_account.user_id) == 3
     assert await _transactions_of(engine, [invoice_id + 1, invoice_id + 2]) == 2
+
+
+async def test_one_key_submitted_several_times_together_stores_the_answer_of_the_purchase_written(
+    engine: AsyncEngine, user_account: Account, records: Records, catalogue: None
+) -> None:
+    """A client's retries racing each other land in one batch with one key: one is written, and
+    the answer stored under the key is that one's, naming the purchase that exists (each try
+    has a purchase id of its own until one is stored)."""
+    user_id = uuid.UUID(user_account.user_id)
+    key = UnclaimedKey(user_id, uuid.uuid4().hex, fingerprint="test")
+    submission = _submission(_new_invoice_id(), "coins_100")
+    first_submissions = service.FirstSubmissions(engine)
+
+    def naming_the_purchase(purchase: Purchase) -> StoredResponse:
+        return StoredResponse(202, str(purchase.id).encode())
+
+    results = await asyncio.gather(
+        *(
+            first_submissions.submit(key, submission, ONE_TIME_TYPES, naming_the_purchase)
+            for _ in range(5)
+        )
+    )
+
+    written = [result for result in results if result is not None]
+    assert len(written) == 1
+    purchase, answer = written[0]
+    stored = await records.idempotency_key(user_account.user_id, key.key)
+    assert stored.response_body == answer.body == str(purchase.id).encode()
+    assert [p.id for p in await records.purchases_of_user(user_account.user_id)] == [purchase.id]
 
 
 async def _submit_first(
