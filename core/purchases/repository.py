@@ -277,43 +277,6 @@ def _transition_sql(columns: tuple[str, ...]) -> str:
     )
 
 
-FIRST_SUBMISSION = """
-    WITH claimed AS (
-        INSERT INTO idempotency_keys AS k
-               (user_id, key, request_hash, response_status, response_body, created_at,
-                expires_at)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
-        ON CONFLICT (user_id, key) DO UPDATE
-           SET request_hash = excluded.request_hash,
-               response_status = excluded.response_status,
-               response_body = excluded.response_body,
-               created_at = excluded.created_at,
-               expires_at = excluded.expires_at
-         WHERE k.expires_at < excluded.created_at
-        RETURNING 1
-    ), inserted AS (
-        INSERT INTO purchases (id, user_id, product_id, invoice_id, rustore_purchase_id,
-                               order_id, sandbox, state, points_credited, attempts, request_id,
-                               enqueued_at, created_at, updated_at)
-        SELECT $8::uuid, $1::uuid, $9::text, $10::bigint, $11::text, $12::uuid, $13::boolean,
-               $14::text, 0, 0, $15::text, $16::timestamptz, $16, $16
-          FROM claimed
-         WHERE EXISTS (SELECT FROM products p
-                        WHERE p.product_id = $9 AND p.active AND p.type = ANY($17::text[]))
-        ON CONFLICT DO NOTHING
-        RETURNING id
-    )
-    SELECT coalesce((SELECT id FROM inserted), undo_first_submission()) FROM claimed
-"""
-"""The usual submission in one statement that commits alone: the key claimed with its answer,
-the product checked, the purchase inserted. A key in use claims nothing, and nothing is
-inserted. A new key with a purchase that is not inserted (already reported, or an unknown
-product) must not stay claimed: `undo_first_submission()` (migration 0009) then raises, which
-rolls the whole statement back. A transaction did the same at the cost of BEGIN and COMMIT, two
-more round trips on every accepted purchase. The casts in the SELECT list are needed: a parameter
-there has no type PostgreSQL can deduce from the insert's columns."""
-
-
 FIRST_SUBMISSIONS = """
     WITH submitted AS (
         SELECT *
@@ -332,13 +295,19 @@ FIRST_SUBMISSIONS = """
                           AND p.type = ANY(string_to_array(s.types, ',')))
          ORDER BY user_id, key
     ), claimed AS (
-        INSERT INTO idempotency_keys
+        INSERT INTO idempotency_keys AS k
                (user_id, key, request_hash, response_status, response_body, created_at,
                 expires_at)
         SELECT user_id, key, request_hash, response_status, response_body, claimed_at, expires_at
           FROM claimable
          ORDER BY user_id, key
-        ON CONFLICT (user_id, key) DO NOTHING
+        ON CONFLICT (user_id, key) DO UPDATE
+           SET request_hash = excluded.request_hash,
+               response_status = excluded.response_status,
+               response_body = excluded.response_body,
+               created_at = excluded.created_at,
+               expires_at = excluded.expires_at
+         WHERE k.expires_at < excluded.created_at
         RETURNING user_id, key
     ), inserted AS (
         INSERT INTO purchases (id, user_id, product_id, invoice_id, rustore_purchase_id,
@@ -354,14 +323,19 @@ FIRST_SUBMISSIONS = """
                 THEN (SELECT coalesce(array_agg(id), '{}') FROM inserted)
                 ELSE ARRAY[undo_first_submission()] END
 """
-"""`FIRST_SUBMISSION` for several submissions at once (`submit_first_many`): the ids of the
-purchases inserted, each with its key claimed. A submission whose key is in use (or expired:
-`FIRST_SUBMISSION` takes those over, this leaves them to the general path) or whose product cannot
-be bought this way claims nothing, and nothing is inserted for it; of several with one key (a
+"""The usual submissions in one statement that commits alone (`PurchaseStatements.submit_first`):
+for each, the key claimed with its answer, the product checked, the purchase inserted; the ids of
+the purchases inserted come back. Requests made at about the same time share it
+(`FirstSubmissions`, core/batching.py), since most of its cost is the statement, not its rows.
+
+A key that expired is taken over. A submission whose key is in use or whose product cannot be
+bought this way claims nothing, and nothing is inserted for it. Of several with one key (a
 client's retries racing each other) only one is written, so that the answer stored under the key
-is that of the purchase inserted with it, and the others replay it. A key claimed for a purchase
-that is then not inserted (already reported) undoes the whole statement, as in
-`FIRST_SUBMISSION`; the caller then submits each alone. The keys are claimed in one order, so two
+is that of the purchase inserted with it, and the others replay it (and a key is claimed at most
+once in the statement, which DO UPDATE requires). A new key with a purchase
+that is not inserted (already reported) must not stay claimed: `undo_first_submission()`
+(migration 0009) then raises, which rolls the whole statement back. A transaction did the same at
+the cost of BEGIN and COMMIT, two more round trips. The keys are claimed in one order, so two
 statements waiting on each other's keys wait in line rather than deadlock."""
 
 
@@ -372,20 +346,11 @@ STATUS_READ = "SELECT * FROM purchases WHERE id = $1 AND user_id = $2"
 @dataclass(frozen=True)
 class FirstSubmission:
     """A new purchase, the key to claim with its answer, and the product types its route sells:
-    what `FIRST_SUBMISSION` writes."""
+    what `FIRST_SUBMISSIONS` writes of it."""
 
     purchase: Purchase
     claim: KeyClaim
     types: Collection[str]
-
-
-RETRY_ALONE = (
-    asyncpg.RaiseError,  # undo_first_submission(): one purchase was already reported
-    asyncpg.LockNotAvailableError,  # one key is held by a request still running
-    asyncpg.DeadlockDetectedError,  # two statements claimed the same purchase in turn
-)
-"""What makes `submit_first_many` undo every submission of it: each is then submitted alone,
-so that only the submission concerned gets its answer (a replay, a 409)."""
 
 
 class PurchaseStatements:
@@ -440,42 +405,11 @@ class PurchaseStatements:
         row = await self.connection.fetchrow(STATUS_READ, purchase_id, owner_id)
         return _unattached(row)
 
-    async def submit_first(self, first: FirstSubmission) -> bool:
-        """True when the key and the purchase were both new and are now committed; False, with
-        nothing written, for every other case, which the caller's general path tells apart."""
-        purchase, claim, key = first.purchase, first.claim, first.claim.key
-        with lock_waits_as_busy():
-            try:
-                inserted = await self.connection.fetchval(
-                    FIRST_SUBMISSION,
-                    key.user_id,
-                    key.key,
-                    key.fingerprint,
-                    claim.response.status,
-                    claim.response.body,
-                    claim.claimed_at,
-                    claim.expires_at,
-                    purchase.id,
-                    purchase.product_id,
-                    purchase.invoice_id,
-                    purchase.rustore_purchase_id,
-                    purchase.order_id,
-                    purchase.sandbox,
-                    purchase.state,
-                    purchase.request_id,
-                    purchase.created_at,
-                    list(first.types),
-                )
-            except asyncpg.RaiseError:  # undo_first_submission(): the statement was rolled back
-                return False
-        return inserted is not None
-
-    async def submit_first_many(
-        self, submissions: Sequence[FirstSubmission]
-    ) -> set[uuid.UUID] | None:
-        """The ids of the purchases inserted and committed, each with its key; None, with
-        nothing written, when a purchase with a new key was already reported: the caller then
-        tells the cases apart by submitting each alone."""
+    async def submit_first(self, submissions: Sequence[FirstSubmission]) -> set[uuid.UUID] | None:
+        """The ids of the purchases inserted and committed, each with its key; None, with nothing
+        written, when a purchase with a new key was already reported or two statements deadlocked
+        over one: the caller then tells the cases apart by submitting each alone. KeyBusy when a
+        key is held by a request still running past the lock timeout."""
         columns: list[list[object]] = [[] for _ in range(16)]
         for first in submissions:
             key, purchase = first.claim.key, first.purchase
@@ -488,10 +422,11 @@ class PurchaseStatements:
             )  # fmt: skip
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        try:
-            inserted = await self.connection.fetchval(FIRST_SUBMISSIONS, *columns)
-        except RETRY_ALONE:  # the statement was rolled back
-            return None
+        with lock_waits_as_busy():
+            try:
+                inserted = await self.connection.fetchval(FIRST_SUBMISSIONS, *columns)
+            except (asyncpg.RaiseError, asyncpg.DeadlockDetectedError):  # rolled back
+                return None
         return set(inserted)
 
     async def add_events(self, events: list[NewEvent]) -> None:

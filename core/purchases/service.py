@@ -97,18 +97,22 @@ class FirstSubmissions:
     async def _write(self, batch: list[FirstSubmission]) -> list[bool | Exception]:
         async with purchase_statements(self.engine) as statements:
             if len(batch) > 1:
-                inserted = await statements.submit_first_many(batch)
+                try:
+                    inserted = await statements.submit_first(batch)
+                except KeyBusy:  # one key is held by a request still running: that one's 409
+                    inserted = None
                 if inserted is not None:
                     return [first.purchase.id in inserted for first in batch]
             return [await _write_alone(statements, first) for first in batch]
 
 
 async def _write_alone(statements: PurchaseStatements, first: FirstSubmission) -> bool | Exception:
-    """One submission's own statement; a key held by another request is this one's error."""
+    """One submission in a statement of its own; a key held by another request is its error."""
     try:
-        return await statements.submit_first(first)
+        inserted = await statements.submit_first([first])
     except KeyBusy as exc:
         return exc
+    return inserted is not None and first.purchase.id in inserted
 
 
 async def submit(
